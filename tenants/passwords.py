@@ -1,0 +1,40 @@
+"""Password hashing with argon2id (OWASP parameters: 19 MiB, 2 iterations, 1 lane)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from tenants.errors import InvalidInput
+
+__all__ = ["MAX_PASSWORD_LENGTH", "MIN_PASSWORD_LENGTH", "check_password", "hash_password", "verify_password"]
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID)
+
+
+class WeakPassword(InvalidInput):
+    code = "weak_password"
+    title = "Password does not meet the policy"
+
+
+def check_password(password: str) -> str:
+    """Return ``password`` if it meets the length policy, else raise ``WeakPassword``."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise WeakPassword(f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters long")
+    return password
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of a password that passed :func:`check_password`."""
+    return _HASHER.hash(check_password(password))
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True if ``password`` matches; never raises on a malformed hash."""
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
