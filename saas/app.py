@@ -1,0 +1,45 @@
+"""The application factory: the one place that assembles the Litestar app (and mounts the UI)."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from saas.errors import exception_handlers
+from saas.health.controllers import HealthController
+from saas.observability import RequestObserver, init_sentry
+from saas.runtime import Runtime
+from saas.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the API for ``settings``; resources open on start-up and close on shutdown."""
+    runtime = Runtime(settings)
+    init_sentry(settings)
+
+    app = Litestar(
+        route_handlers=[HealthController],
+        dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
+        exception_handlers=exception_handlers(),
+        on_startup=[runtime.start],
+        on_shutdown=[runtime.stop],
+        openapi_config=OpenAPIConfig(
+            title="Atende API",
+            version="1",
+            description="Multi-tenant customer service for WhatsApp. Errors are application/problem+json with a stable `code`.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        logging_config=None,
+        debug=False,
+        state={"runtime": runtime},
+    )
+    # Wrap the whole handler (not a route middleware) so 404s and early errors are observed too.
+    app.asgi_handler = RequestObserver(app.asgi_handler)
+    return app

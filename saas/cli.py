@@ -1,0 +1,230 @@
+"""The ``atende`` command line. Every verb has ``--help``; settings come from the environment (see below)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from saas.logs import configure_logging
+from saas.settings import ENV_VARS, Settings, SettingsError
+from tenants.errors import AtendeError, InvalidInput
+
+__all__ = ["main"]
+
+
+def _env_help() -> str:
+    lines = ["environment variables:"]
+    lines += [f"  {v.name:<27} {v.help}" for v in ENV_VARS]
+    return "\n".join(lines)
+
+
+def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    """Run ``work`` with the database pool open."""
+    from tenants import db
+
+    settings.require("database_url")
+    assert settings.database_url is not None
+
+    async def run() -> int:
+        await db.start(settings.database_url or "", max_size=max(settings.db_pool_size, settings.migrate_concurrency))
+        try:
+            return await work()
+        finally:
+            await db.stop()
+
+    return asyncio.run(run())
+
+
+# -- verbs ----------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from saas.server import serve
+
+    settings.require("database_url", "redis_url")
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from saas.dev import run_dev
+
+    return run_dev(settings)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from tenants.migrations import SchemaResult, migrate_all
+
+    def progress(done: int, total: int, result: SchemaResult) -> None:
+        if result.error:
+            print(f"[{done}/{total}] {result.schema}: FAILED {result.error}", flush=True)
+        elif result.applied or args.verbose:
+            print(f"[{done}/{total}] {result.schema}: applied {', '.join(result.applied) or 'nothing'}", flush=True)
+        elif done % 100 == 0 or done == total:
+            print(f"[{done}/{total}] tenants checked", flush=True)
+
+    async def work() -> int:
+        report = await migrate_all(concurrency=args.concurrency or settings.migrate_concurrency, progress=progress)
+        applied = ", ".join(report.public.applied) or "up to date"
+        print(f"public: {applied}", flush=True)
+        failed = report.failed
+        print(
+            f"migrated public + {len(report.tenants)} tenant schemas in {report.seconds:.2f}s: "
+            f"{report.applied_count} migrations applied, {len(failed)} failed",
+            flush=True,
+        )
+        return 1 if failed else 0
+
+    return _with_db(settings, work)
+
+
+def _read_password(value: str) -> str:
+    if value == "-":
+        return sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("admin password: ")
+    return value
+
+
+def cmd_tenants_create(args: argparse.Namespace, settings: Settings) -> int:
+    from tenants.provisioning import create_tenant
+
+    password = _read_password(args.admin_password)
+
+    async def work() -> int:
+        info = await create_tenant(
+            args.slug, name=args.name, admin_email=args.admin_email, admin_password=password, plan=args.plan
+        )
+        print(f"created tenant {info.slug} (id {info.id}, schema {info.schema}, plan {info.plan})")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def cmd_tenants_list(args: argparse.Namespace, settings: Settings) -> int:
+    from tenants.provisioning import list_tenants
+
+    async def work() -> int:
+        tenants = await list_tenants()
+        if args.json:
+            for t in tenants:
+                print(json.dumps({"id": t.id, "slug": t.slug, "name": t.name, "schema": t.schema, "plan": t.plan,
+                                  "status": t.status, "created_at": t.created_at.isoformat()}))  # fmt: skip
+            return 0
+        print(f"{'SLUG':<24} {'STATUS':<10} {'PLAN':<12} {'SCHEMA':<28} NAME")
+        for t in tenants:
+            print(f"{t.slug:<24} {t.status:<10} {t.plan:<12} {t.schema:<28} {t.name}")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def _set_status(status: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        from tenants.provisioning import set_tenant_status
+
+        async def work() -> int:
+            await set_tenant_status(args.slug, status)
+            print(f"tenant {args.slug} is now {status}")
+            return 0
+
+        return _with_db(settings, work)
+
+    return command
+
+
+def cmd_bench_tenants(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.tenants import run_bench
+
+    result = run_bench(settings, tenants=args.tenants, concurrency=args.concurrency)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atende",
+        description="Atende: multi-tenant customer service for WhatsApp.",
+        epilog=_env_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, help_: str, handler: Callable[[argparse.Namespace, Settings], int], into: Any = verbs
+             ) -> argparse.ArgumentParser:  # fmt: skip
+        sub: argparse.ArgumentParser = into.add_parser(name, help=help_, description=help_, epilog=_env_help(),
+                                                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        sub.set_defaults(handler=handler)
+        return sub
+
+    for name, help_, handler in (
+        ("serve", "Serve the API, portal and inbox (needs DATABASE_URL and REDIS_URL).", cmd_serve),
+        ("dev", "Run everything locally: embedded PostgreSQL/Redis when no URLs are set, migrations, a demo tenant.",
+         cmd_dev),
+    ):
+        sub = verb(name, help_, handler)
+        sub.add_argument("--host", help="address to bind (default 127.0.0.1)")
+        sub.add_argument("--port", type=int, help="port to listen on (default 8000)")
+
+    migrate = verb("migrate", "Migrate the public schema, then every tenant schema (resumable, parallel).",
+                   cmd_migrate)  # fmt: skip
+    migrate.add_argument("--concurrency", type=int, help="tenant schemas migrated at once (default 8)")
+    migrate.add_argument("-v", "--verbose", action="store_true", help="print every tenant, not only changes")
+
+    tenants = verb("tenants", "Create, list, suspend or resume tenants.", lambda a, s: 2)
+    tenant_verbs = tenants.add_subparsers(dest="tenant_verb", metavar="ACTION", required=True)
+    create = verb("create", "Provision a tenant: row, schema, migrations and its admin, all or nothing.",
+                  cmd_tenants_create, tenant_verbs)  # fmt: skip
+    create.add_argument("slug", help="2-40 chars: a-z, 0-9, _ ; starts with a letter (schema t_<slug>)")
+    create.add_argument("--name", required=True, help="display name of the company")
+    create.add_argument("--admin-email", required=True, help="e-mail of the first tenant admin")
+    create.add_argument("--admin-password", required=True, help="8-128 characters; '-' reads it from stdin")
+    create.add_argument("--plan", default="free", help="plan slug: free, pro or enterprise (default free)")
+    listing = verb("list", "List tenants.", cmd_tenants_list, tenant_verbs)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    verb("suspend", "Suspend a tenant: its users and sessions get no access.", _set_status("suspended"),
+         tenant_verbs).add_argument("slug")  # fmt: skip
+    verb("resume", "Resume a suspended tenant.", _set_status("active"), tenant_verbs).add_argument("slug")
+
+    bench = verb("bench", "Benchmarks that print JSON.", lambda a, s: 2)
+    bench_verbs = bench.add_subparsers(dest="bench_verb", metavar="BENCH", required=True)
+    bt = verb("tenants", "Provisioning latency and re-migration time over many tenants, in a scratch database.",
+              cmd_bench_tenants, bench_verbs)  # fmt: skip
+    bt.add_argument("--tenants", type=int, default=1000, help="tenants to provision (default 1000)")
+    bt.add_argument("--concurrency", type=int, default=8, help="migration concurrency (default 8)")
+    bt.add_argument("--json", action="store_true", help="print one line of JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
+                     if v is not None}  # fmt: skip
+        environ = dict(os.environ)
+        if args.verb == "dev":  # dev defaults, unless the environment says otherwise
+            environ.setdefault("ATENDE_ENV", "dev")
+            environ.setdefault("ATENDE_LOG_FORMAT", "console")
+        settings = Settings.from_env(environ, **overrides)
+        configure_logging(settings.log_level, settings.log_format)
+        code: int = args.handler(args, settings)
+    except SettingsError as exc:
+        print(f"atende: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except AtendeError as exc:
+        print(f"atende: error [{exc.code}]: {exc.detail}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidInput) or exc.status < 500 else 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

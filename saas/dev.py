@@ -1,0 +1,137 @@
+"""``atende dev``: the whole product on one machine with nothing running.
+
+Without ``DATABASE_URL``/``REDIS_URL`` it starts embedded PostgreSQL and Redis under the data directory
+(``.atende/`` by default); then it migrates, makes sure the demo tenant exists and serves. Ctrl-C (or
+SIGTERM) stops everything it started. A second run reuses the data — and the generated demo password,
+which is kept in ``<data_dir>/demo-password`` (mode 0600) so it can be printed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from saas.embedded import embedded_postgres, embedded_redis
+from saas.settings import Settings
+
+__all__ = ["DEMO_ADMIN", "DEMO_SLUG", "ensure_demo_tenant", "run_dev"]
+
+logger = logging.getLogger("atende.dev")
+
+DEMO_SLUG = "demo"
+DEMO_ADMIN = "admin@demo.local"
+
+
+def _demo_password(settings: Settings) -> str:
+    if settings.demo_password:
+        return settings.demo_password
+    stored = settings.data_dir / "demo-password"
+    if stored.exists():
+        return stored.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stored.touch(mode=0o600)
+    stored.write_text(password + "\n")
+    return password
+
+
+async def ensure_demo_tenant(password: str) -> bool:
+    """Create the demo tenant if missing, else make its admin's password ``password``; True if created."""
+    from tenants.context import tenant_context
+    from tenants.passwords import hash_password, verify_password
+    from tenants.provisioning import create_tenant
+    from tenants.tables import Tenant
+
+    if not await Tenant.exists().where(Tenant.slug == DEMO_SLUG).run():
+        await create_tenant(DEMO_SLUG, name="Demo Company", admin_email=DEMO_ADMIN, admin_password=password,
+                            plan="pro")  # fmt: skip
+        return True
+    async with tenant_context(DEMO_SLUG) as session:
+        current = await session.conn.fetchval("SELECT password_hash FROM users WHERE lower(email) = $1", DEMO_ADMIN)
+        if current is None or not verify_password(current, password):
+            await session.conn.execute(
+                "UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()"
+                " WHERE lower(email) = $1",
+                DEMO_ADMIN,
+                hash_password(password),
+            )
+    return False
+
+
+async def _prepare(settings: Settings, password: str) -> None:
+    from tenants import db
+    from tenants.migrations import migrate_all
+
+    assert settings.database_url is not None
+    await db.start(settings.database_url, max_size=settings.migrate_concurrency + 1)
+    try:
+        report = await migrate_all(concurrency=settings.migrate_concurrency)
+        if report.failed:
+            raise RuntimeError(f"migrations failed: {[(r.schema, r.error) for r in report.failed]}")
+        created = await ensure_demo_tenant(password)
+        logger.info("demo tenant %s", "created" if created else "ready")
+    finally:
+        await db.stop()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_dev(settings: Settings) -> int:
+    """Run until interrupted; returns the exit code."""
+    from saas.server import serve
+
+    data_dir = settings.data_dir
+    with contextlib.ExitStack() as stack, _sigterm_as_interrupt():
+        if not settings.database_url:
+            logger.info("starting embedded PostgreSQL in %s", data_dir / "pg")
+            database_url = stack.enter_context(embedded_postgres(data_dir / "pg"))
+            settings = _replace(settings, database_url=database_url)
+        if not settings.redis_url:
+            logger.info("starting embedded Redis in %s", data_dir / "redis")
+            redis_url = stack.enter_context(embedded_redis(data_dir / "redis"))
+            settings = _replace(settings, redis_url=redis_url)
+        password = _demo_password(settings)
+        asyncio.run(_prepare(settings, password))
+        base = f"http://{settings.host}:{settings.port}"
+        banner = [
+            "",
+            f"  Atende is running at {base}",
+            f"  health:  {base}/healthz   {base}/readyz   metrics: {base}/metrics   API docs: {base}/schema",
+            f"  demo tenant: {DEMO_SLUG}   admin: {DEMO_ADMIN}   password: {password}",
+            f"  data:    {Path(data_dir).resolve()}   (Ctrl-C stops everything)",
+            "",
+        ]
+        print("\n".join(banner), flush=True)
+        try:
+            asyncio.run(serve(settings))
+        except KeyboardInterrupt:
+            pass
+    logger.info("stopped")
+    return 0
+
+
+def _replace(settings: Settings, **changes: object) -> Settings:
+    import msgspec
+
+    return msgspec.structs.replace(settings, **changes)
+
+
+if os.name != "posix":  # pragma: no cover - the embedded services need POSIX sockets
+    raise ImportError("atende dev needs a POSIX system")

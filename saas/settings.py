@@ -1,0 +1,145 @@
+"""One typed settings object, built from the environment when a process starts and passed explicitly.
+
+Nothing reads the environment at import time. :data:`ENV_VARS` is the single list of variables: it
+drives parsing, the error messages (which always name the variable) and ``atende --help``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+__all__ = ["ENV_VARS", "EnvVar", "Settings", "SettingsError"]
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: Environment = "prod"
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "atende"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    sentry_dsn: str | None = None
+    sentry_environment: str | None = None
+    release: str = "atende@0.1.0"
+    data_dir: Path = Path(".atende")
+    db_pool_size: int = 10
+    migrate_concurrency: int = 8
+    demo_password: str | None = None
+    demo_number: str = "+5511900000000"
+    simulator_url: str = "http://127.0.0.1:8010"
+    ray_address: str | None = None
+    cors_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Parse every known variable from ``environ`` (default ``os.environ``); ``overrides`` win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var in ENV_VARS:
+            raw = environ.get(var.name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[var.field] = var.parse(raw.strip())
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"{var.name}: {exc} (got {raw!r}); expected {var.help}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    def require(self, *fields: str) -> Settings:
+        """Fail with a message naming the variable if any of ``fields`` is unset."""
+        by_field = {v.field: v.name for v in ENV_VARS}
+        missing = [by_field[f] for f in fields if getattr(self, f) in (None, "")]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)} must be set for this command")
+        return self
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return raw
+
+    return parse
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        scheme = urlsplit(raw).scheme
+        if scheme not in schemes:
+            raise ValueError(f"URL scheme must be one of {', '.join(schemes)}")
+        return raw
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _phone(raw: str) -> str:
+    digits = raw.removeprefix("+")
+    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        raise ValueError("must be an E.164 number such as +5511900000000")
+    return "+" + digits
+
+
+def _log_level(raw: str) -> str:
+    return _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("ATENDE_ENV", "env", _choice("dev", "test", "prod"), "dev | test | prod (default prod; `atende dev` sets dev)"),
+    EnvVar("DATABASE_URL", "database_url", _url("postgresql", "postgres"), "a postgresql:// URL (unset in `atende dev`: embedded PostgreSQL)"),
+    EnvVar("REDIS_URL", "redis_url", _url("redis", "rediss", "unix"), "a redis://, rediss:// or unix:// URL (unset in `atende dev`: embedded Redis)"),
+    EnvVar("ATENDE_REDIS_PREFIX", "redis_prefix", str, "prefix of every Redis key (default atende)"),
+    EnvVar("ATENDE_HOST", "host", str, "address `serve`/`dev` bind to (default 127.0.0.1; --host wins)"),
+    EnvVar("ATENDE_PORT", "port", _int_range(1, 65535), "port `serve`/`dev` listen on (default 8000; --port wins)"),
+    EnvVar("ATENDE_LOG_LEVEL", "log_level", _log_level, "DEBUG | INFO | WARNING | ERROR (default INFO)"),
+    EnvVar("ATENDE_LOG_FORMAT", "log_format", _choice("json", "console"), "json | console (default json; console in `atende dev`)"),
+    EnvVar("SENTRY_DSN", "sentry_dsn", _url("http", "https"), "Sentry DSN; errors are reported only when set"),
+    EnvVar("SENTRY_ENVIRONMENT", "sentry_environment", str, "Sentry environment (default: ATENDE_ENV)"),
+    EnvVar("ATENDE_RELEASE", "release", str, "release name reported to Sentry and /healthz (default atende@<version>)"),
+    EnvVar("ATENDE_DATA_DIR", "data_dir", Path, "where `atende dev` keeps embedded data (default .atende)"),
+    EnvVar("ATENDE_DB_POOL_SIZE", "db_pool_size", _int_range(1, 500), "PostgreSQL pool size per process (default 10)"),
+    EnvVar("ATENDE_MIGRATE_CONCURRENCY", "migrate_concurrency", _int_range(1, 64), "tenant schemas migrated in parallel (default 8)"),
+    EnvVar("ATENDE_DEMO_PASSWORD", "demo_password", str, "password of admin@demo.local in `atende dev` (default: generated, printed)"),
+    EnvVar("ATENDE_DEMO_NUMBER", "demo_number", _phone, "business number of the demo connection (default +5511900000000)"),
+    EnvVar("ATENDE_SIMULATOR_URL", "simulator_url", _url("http"), "where the WhatsApp simulator listens (default http://127.0.0.1:8010)"),
+    EnvVar("RAY_ADDRESS", "ray_address", str, "Ray cluster to join (default: a local Ray on 127.0.0.1)"),
+    EnvVar("ATENDE_CORS_ORIGINS", "cors_origins", _csv, "comma-separated origins allowed by CORS (default: none)"),
+)  # fmt: skip
