@@ -1,0 +1,185 @@
+"""Real PostgreSQL and Redis for every test: the URLs in the environment, else the services on their
+default local ports, else embedded ones. Each run gets its own database and Redis key prefix and removes
+them at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from saas.embedded import embedded_postgres, embedded_redis
+from saas.settings import Settings
+from tenants import db
+from tenants.migrations import migrate_public
+from tenants.provisioning import TenantInfo, create_tenant
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointed at another database (works for TCP and Unix-socket URLs)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def _pg_reachable(url: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=2)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def _redis_reachable(url: str) -> bool:
+    async def probe() -> bool:
+        client = Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            return bool(await client.ping())  # type: ignore[misc]
+        except Exception:
+            return False
+        finally:
+            await client.aclose()
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def scratch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("atende")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(scratch_dir: Path) -> Iterator[str]:
+    """A URL to a maintenance database on a real PostgreSQL server."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+    elif _pg_reachable(DEFAULT_PG):
+        yield DEFAULT_PG
+    else:
+        with embedded_postgres(scratch_dir / "pg", "postgres", delete=True) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def create_database(pg_server_url: str) -> Iterator[Callable[[], Awaitable[str]]]:
+    """Factory of fresh databases on the test server; all are dropped at the end of the run."""
+    created: list[str] = []
+
+    async def make() -> str:
+        name = f"atende_test_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(pg_server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        created.append(name)
+        return with_database(pg_server_url, name)
+
+    yield make
+
+    async def drop_all() -> None:
+        conn = await asyncpg.connect(pg_server_url)
+        try:
+            for name in created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop_all())
+
+
+@pytest.fixture(scope="session")
+async def database_url(create_database: Callable[[], Awaitable[str]]) -> AsyncIterator[str]:
+    """The run's main database, with the public schema migrated."""
+    url = await create_database()
+    await db.start(url)
+    await migrate_public()
+    yield url
+    await db.stop()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[str]:
+    """The main database with the shared pool open (tests may restart the pool; it is reopened here)."""
+    if db.DB.pool is None or db.DB.config.get("dsn") != database_url:
+        await db.start(database_url)
+    yield database_url
+    if db.DB.pool is None or db.DB.config.get("dsn") != database_url:
+        await db.start(database_url)
+
+
+@pytest.fixture(scope="session")
+def redis_url(scratch_dir: Path) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+    elif _redis_reachable(DEFAULT_REDIS):
+        yield DEFAULT_REDIS
+    else:
+        with embedded_redis(scratch_dir / "redis", persist=False) as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"atende_test_{uuid.uuid4().hex[:12]}"
+    yield prefix
+
+    async def cleanup() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            async for key in client.scan_iter(match=f"{prefix}*", count=500):
+                await client.delete(key)
+        finally:
+            await client.aclose()
+
+    asyncio.run(cleanup())
+
+
+@pytest.fixture
+def settings(database: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env="test", database_url=database, redis_url=redis_url, redis_prefix=redis_prefix, data_dir=tmp_path
+    )
+
+
+@pytest.fixture
+def unique_slug() -> Callable[[str], str]:
+    def make(stem: str = "t") -> str:
+        return f"{stem}_{uuid.uuid4().hex[:10]}"
+
+    return make
+
+
+@pytest.fixture
+def make_tenant(database: str, unique_slug: Callable[[str], str]) -> Callable[..., Awaitable[TenantInfo]]:
+    async def make(stem: str = "acme", **kwargs: str) -> TenantInfo:
+        slug = unique_slug(stem)
+        options = {"name": f"Tenant {slug}", "admin_email": f"admin@{slug}.example", "admin_password": "correct horse",
+                   **kwargs}  # fmt: skip
+        return await create_tenant(slug, **options)
+
+    return make
+
+
+@contextlib.asynccontextmanager
+async def admin_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection with the default search path (for assertions about the database itself)."""
+    conn = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
