@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["embedded_postgres", "embedded_redis", "redis_server_binary"]
+__all__ = ["embedded_postgres", "embedded_redis", "postgres_server", "redis_server", "redis_server_binary"]
 
 
 @contextlib.contextmanager
@@ -102,3 +102,60 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, 9)
         process.wait()
+
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _postgres_answers(url: str) -> bool:
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=2)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def postgres_server(url: str | None, scratch: Path) -> Iterator[str]:
+    """A PostgreSQL server URL for tests and benchmarks: ``url`` if given, else the local default port,
+    else an embedded server in ``scratch`` (deleted afterwards)."""
+    if url:
+        yield url
+    elif _postgres_answers(DEFAULT_POSTGRES_URL):
+        yield DEFAULT_POSTGRES_URL
+    else:
+        with embedded_postgres(scratch, "postgres", delete=True) as embedded:
+            yield embedded
+
+
+@contextlib.contextmanager
+def redis_server(url: str | None, scratch: Path) -> Iterator[str]:
+    """Like :func:`postgres_server`, for Redis."""
+    if url:
+        yield url
+    elif _redis_answers(DEFAULT_REDIS_URL):
+        yield DEFAULT_REDIS_URL
+    else:
+        with embedded_redis(scratch, persist=False) as embedded:
+            yield embedded

@@ -10,51 +10,25 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
+from litestar.types import ASGIApp
 from redis.asyncio import Redis
 
-from saas.embedded import embedded_postgres, embedded_redis
+from saas.embedded import postgres_server, redis_server
 from saas.settings import Settings
 from tenants import db
 from tenants.migrations import migrate_public
 from tenants.provisioning import TenantInfo, create_tenant
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-
-
 def with_database(url: str, database: str) -> str:
     """``url`` pointed at another database (works for TCP and Unix-socket URLs)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
-
-
-def _pg_reachable(url: str) -> bool:
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(url, timeout=2)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
-
-
-def _redis_reachable(url: str) -> bool:
-    async def probe() -> bool:
-        client = Redis.from_url(url, socket_connect_timeout=1)
-        try:
-            return bool(await client.ping())  # type: ignore[misc]
-        except Exception:
-            return False
-        finally:
-            await client.aclose()
-
-    return asyncio.run(probe())
 
 
 @pytest.fixture(scope="session")
@@ -65,13 +39,8 @@ def scratch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_server_url(scratch_dir: Path) -> Iterator[str]:
     """A URL to a maintenance database on a real PostgreSQL server."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-    elif _pg_reachable(DEFAULT_PG):
-        yield DEFAULT_PG
-    else:
-        with embedded_postgres(scratch_dir / "pg", "postgres", delete=True) as url:
-            yield url
+    with postgres_server(os.environ.get("DATABASE_URL"), scratch_dir / "pg") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -124,13 +93,8 @@ async def database(database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url(scratch_dir: Path) -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-    elif _redis_reachable(DEFAULT_REDIS):
-        yield DEFAULT_REDIS
-    else:
-        with embedded_redis(scratch_dir / "redis", persist=False) as url:
-            yield url
+    with redis_server(os.environ.get("REDIS_URL"), scratch_dir / "redis") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -183,3 +147,28 @@ async def admin_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def app_client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan and an HTTP client against it, all on the test's own event loop.
+
+    (Litestar's test client runs the app on a thread of its own, which would put the shared asyncpg
+    pool on two loops.)"""
+    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    lifespan = asyncio.create_task(app(scope, to_app.get, from_app.put))  # type: ignore[arg-type]
+    await to_app.put({"type": "lifespan.startup"})
+    started = await from_app.get()
+    if started["type"] != "lifespan.startup.complete":
+        await lifespan
+        raise RuntimeError(f"app failed to start: {started}")
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        await from_app.get()
+        await lifespan

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from saas.errors import problem
@@ -31,11 +32,11 @@ class HealthController(Controller):
     tags = ["operations"]
 
     @get("/healthz", summary="Liveness: the process answers", cache=False)
-    async def healthz(self, runtime: Runtime) -> dict[str, str]:
+    async def healthz(self, runtime: NamedDependency[Runtime]) -> dict[str, str]:
         return {"status": "ok", "release": runtime.settings.release}
 
     @get("/readyz", summary="Readiness: PostgreSQL and Redis answer", cache=False)
-    async def readyz(self, request: Request[Any, Any, Any], runtime: Runtime) -> Response[dict[str, Any]]:
+    async def readyz(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[dict[str, Any]]:
         checks = dict(await asyncio.gather(_check("postgres", runtime.ping_db()), _check("redis", runtime.ping_redis())))
         if all(v == "ok" for v in checks.values()):
             return Response({"status": "ready", "checks": checks})

@@ -1,0 +1,71 @@
+"""`atende migrate` across many tenant schemas: public first, parallel, resumable, a no-op when current."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+
+from tenants.migrations import tenant_migrations
+from tests.conftest import admin_connection
+
+TENANTS = 50
+
+
+def atende(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "ATENDE_LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "saas.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+async def test_migrate_fifty_tenants_twice_and_resume_after_a_failure(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await create_database()
+    first = atende("migrate", database_url=url)  # empty database: public only
+    assert first.returncode == 0, first.stderr
+    assert "public: 0001_initial" in first.stdout
+
+    # Fifty tenants that predate their migrations (bare schemas), one of them with a conflicting table.
+    async with admin_connection(url) as conn:
+        for i in range(TENANTS):
+            await conn.execute(
+                "INSERT INTO public.tenants (slug, name, schema_name, plan_id)"
+                " SELECT $1, $1, $2, id FROM public.plans WHERE slug = 'free'",
+                f"m{i:03d}",
+                f"t_m{i:03d}",
+            )
+            await conn.execute(f"CREATE SCHEMA t_m{i:03d}")
+        await conn.execute("CREATE TABLE t_m007.users (conflict int)")
+
+    broken = atende("migrate", "--concurrency", "6", database_url=url)
+    assert broken.returncode == 1
+    assert "t_m007: FAILED" in broken.stdout
+    assert f"{TENANTS - 1} migrations applied, 1 failed" in broken.stdout
+
+    async with admin_connection(url) as conn:
+        migrated = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'atende_migrations'"
+            " AND table_schema LIKE 't\\_m%'"
+        )
+        assert migrated == TENANTS - 1  # the failed tenant rolled back whole, history included
+        await conn.execute("DROP TABLE t_m007.users")
+
+    resumed = atende("migrate", database_url=url)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "t_m007: applied 0001_initial" in resumed.stdout
+    assert "1 migrations applied, 0 failed" in resumed.stdout
+
+    again = atende("migrate", database_url=url)
+    assert again.returncode == 0
+    assert "public: up to date" in again.stdout
+    assert f"public + {TENANTS} tenant schemas" in again.stdout
+    assert "0 migrations applied, 0 failed" in again.stdout
+
+    async with admin_connection(url) as conn:
+        for i in range(TENANTS):
+            ids = [r["id"] for r in await conn.fetch(f"SELECT id FROM t_m{i:03d}.atende_migrations ORDER BY id")]
+            assert ids == [m.id for m in tenant_migrations()]
+            assert await conn.fetchval(f"SELECT count(*) FROM t_m{i:03d}.users") == 0
