@@ -64,7 +64,8 @@ def run_bench(settings: Settings, *, tenants: int = 1000, concurrency: int = 8) 
     """Provision ``tenants`` tenants, then time ``migrate_all`` over them; returns the figures."""
     if tenants < 1:
         raise ValueError("--tenants must be at least 1")
-    with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch, postgres_server(
-        settings.database_url, Path(scratch) / "pg"
-    ) as server_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch,
+        postgres_server(settings.database_url, Path(scratch) / "pg") as server_url,
+    ):
         return asyncio.run(_measure(server_url, tenants, concurrency))

@@ -38,7 +38,6 @@ def create_app(settings: Settings) -> Litestar:
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         logging_config=None,
         debug=False,
-        state={"runtime": runtime},
     )
     # Wrap the whole handler (not a route middleware) so 404s and early errors are observed too.
     app.asgi_handler = RequestObserver(app.asgi_handler)

@@ -65,7 +65,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         if result.error:
             print(f"[{done}/{total}] {result.schema}: FAILED {result.error}", flush=True)
         elif result.applied or args.verbose:
-            print(f"[{done}/{total}] {result.schema}: applied {', '.join(result.applied) or 'nothing'}", flush=True)
+            print(
+                f"[{done}/{total}] {result.schema}: applied {', '.join(result.applied) or 'nothing'}",
+                flush=True,
+            )
         elif done % 100 == 0 or done == total:
             print(f"[{done}/{total}] tenants checked", flush=True)
 
@@ -166,8 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_, handler in (
         ("serve", "Serve the API, portal and inbox (needs DATABASE_URL and REDIS_URL).", cmd_serve),
-        ("dev", "Run everything locally: embedded PostgreSQL/Redis when no URLs are set, migrations, a demo tenant.",
-         cmd_dev),
+        (
+            "dev",
+            "Run everything locally: embedded PostgreSQL/Redis when no URLs are set, migrations, a demo tenant.",
+            cmd_dev,
+        ),
     ):
         sub = verb(name, help_, handler)
         sub.add_argument("--host", help="address to bind (default 127.0.0.1)")

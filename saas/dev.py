@@ -119,10 +119,8 @@ def run_dev(settings: Settings) -> int:
             "",
         ]
         print("\n".join(banner), flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings))
-        except KeyboardInterrupt:
-            pass
     logger.info("stopped")
     return 0
 

@@ -29,13 +29,13 @@ __all__ = ["embedded_postgres", "embedded_redis", "postgres_server", "redis_serv
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path, database: str = "atende", *, delete: bool = False) -> Iterator[str]:
     """Start (or reuse) a PostgreSQL cluster in ``data_dir``; yields a DSN for ``database`` (created if missing)."""
-    import pgserver  # optional dependency: the `embedded` extra
+    from pgserver.postgres_server import get_server  # optional dependency: the `embedded` extra
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command it runs at INFO
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: "XDG_RUNTIME_DIR is not set"
-        server = pgserver.get_server(str(data_dir.resolve()), cleanup_mode="delete" if delete else "stop")
+        server = get_server(str(data_dir.resolve()), cleanup_mode="delete" if delete else "stop")
     try:
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
         if "1 row" not in exists:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
@@ -94,7 +94,12 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     if isinstance(exc, ValidationException):
         errors = exc.extra if isinstance(exc.extra, list) else []
         return problem(
-            request, status=400, code="validation_error", title="Invalid request", detail=exc.detail, errors=errors
+            request,
+            status=400,
+            code="validation_error",
+            title="Invalid request",
+            detail=exc.detail,
+            errors=errors,
         )
     if status >= 500:
         logger.error("http %s: %s", status, exc.detail, exc_info=exc)

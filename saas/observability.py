@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import sentry_sdk
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram
 from sentry_sdk.integrations.logging import LoggingIntegration
@@ -26,7 +27,9 @@ __all__ = ["HTTP_LATENCY", "HTTP_REQUESTS", "RequestObserver", "init_sentry"]
 logger = logging.getLogger("atende.http")
 
 HTTP_REQUESTS = Counter(
-    "atende_http_requests_total", "HTTP requests by route template, method and status.", ["method", "route", "status"]
+    "atende_http_requests_total",
+    "HTTP requests by route template, method and status.",
+    ["method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
     "atende_http_request_duration_seconds",
@@ -49,9 +52,7 @@ class RequestObserver:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+        # Litestar hands lifespan events to its router itself; only HTTP and WebSocket scopes arrive here.
         incoming = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         status = 500
@@ -68,7 +69,7 @@ class RequestObserver:
             try:
                 await self.app(scope, receive, observed_send)
             finally:
-                if scope["type"] == "http":
+                if scope["type"] == ScopeType.HTTP:
                     self._record(scope, status, time.perf_counter() - started)
 
     @staticmethod

@@ -39,4 +39,4 @@ class Runtime:
     async def ping_redis(self) -> None:
         if self.redis is None:
             raise RuntimeError("redis client not started")
-        await self.redis.ping()  # type: ignore[misc]
+        await self.redis.ping()

@@ -34,14 +34,13 @@ _RESERVED = frozenset(
 
 def validate_slug(slug: str) -> str:
     """Return ``slug`` if it is a valid tenant slug, else raise ``InvalidSlug`` saying why."""
-    if not isinstance(slug, str) or not slug:
+    value: object = slug  # callers may pass anything that came off the wire
+    if not isinstance(value, str) or not value:
         raise InvalidSlug("slug must be a non-empty string")
     if len(slug) < 2 or len(slug) > MAX_SLUG_LENGTH:
         raise InvalidSlug(f"slug must be 2-{MAX_SLUG_LENGTH} characters long, got {len(slug)}")
     if not _SLUG_RE.match(slug):
-        raise InvalidSlug(
-            "slug must start with a lowercase ASCII letter and contain only a-z, 0-9 and underscores"
-        )
+        raise InvalidSlug("slug must start with a lowercase ASCII letter and contain only a-z, 0-9 and underscores")
     if slug.startswith("pg_") or slug in _RESERVED:
         raise InvalidSlug(f"slug {slug!r} is reserved")
     if slug.endswith("_") or "__" in slug:
@@ -56,7 +55,8 @@ def schema_for(slug: str) -> str:
 
 def is_tenant_schema(name: str) -> bool:
     """True if ``name`` is a well-formed tenant schema name (safe to use as an identifier)."""
-    return isinstance(name, str) and bool(_SCHEMA_RE.match(name))
+    value: object = name
+    return isinstance(value, str) and bool(_SCHEMA_RE.match(value))
 
 
 def quote_ident(name: str) -> str:

@@ -90,15 +90,19 @@ async def create_tenant(
 
 async def list_tenants() -> list[TenantInfo]:
     """Every tenant, oldest first."""
-    rows = await Tenant.select(
-        Tenant.id,
-        Tenant.slug,
-        Tenant.name,
-        Tenant.schema_name,
-        Tenant.plan_id.slug.as_alias("plan"),
-        Tenant.status,
-        Tenant.created_at,
-    ).order_by(Tenant.id).run()
+    rows = (
+        await Tenant.select(
+            Tenant.id,
+            Tenant.slug,
+            Tenant.name,
+            Tenant.schema_name,
+            Tenant.plan_id.slug.as_alias("plan"),
+            Tenant.status,
+            Tenant.created_at,
+        )
+        .order_by(Tenant.id)
+        .run()
+    )
     return [
         TenantInfo(r["id"], r["slug"], r["name"], r["schema_name"], r["plan"], r["status"], r["created_at"])
         for r in rows
@@ -109,8 +113,16 @@ async def set_tenant_status(slug: str, status: str) -> None:
     """Suspend (``"suspended"``) or resume (``"active"``) a tenant; suspension takes effect on the next context."""
     if status not in ("active", "suspended"):
         raise InvalidInput(f"unknown tenant status {status!r}", field="status")
-    changed = await Tenant.update(
-        {Tenant.status: status, Tenant.suspended_at: None if status == "active" else datetime.now().astimezone()}
-    ).where(Tenant.slug == slug).returning(Tenant.id).run()
+    changed = (
+        await Tenant.update(
+            {
+                Tenant.status: status,
+                Tenant.suspended_at: None if status == "active" else datetime.now().astimezone(),
+            }
+        )
+        .where(Tenant.slug == slug)
+        .returning(Tenant.id)
+        .run()
+    )
     if not changed:
         raise TenantNotFound(f"tenant {slug!r} does not exist", tenant=slug)

@@ -25,6 +25,7 @@ from tenants import db
 from tenants.migrations import migrate_public
 from tenants.provisioning import TenantInfo, create_tenant
 
+
 def with_database(url: str, database: str) -> str:
     """``url`` pointed at another database (works for TCP and Unix-socket URLs)."""
     parts = urlsplit(url)
@@ -158,14 +159,14 @@ async def app_client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
     to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    lifespan = asyncio.create_task(app(scope, to_app.get, from_app.put))  # type: ignore[arg-type]
+    lifespan: asyncio.Task[None] = asyncio.create_task(app(scope, to_app.get, from_app.put))  # type: ignore[arg-type]
     await to_app.put({"type": "lifespan.startup"})
     started = await from_app.get()
     if started["type"] != "lifespan.startup.complete":
         await lifespan
         raise RuntimeError(f"app failed to start: {started}")
     try:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
     finally:

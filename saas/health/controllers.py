@@ -36,8 +36,12 @@ class HealthController(Controller):
         return {"status": "ok", "release": runtime.settings.release}
 
     @get("/readyz", summary="Readiness: PostgreSQL and Redis answer", cache=False)
-    async def readyz(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[dict[str, Any]]:
-        checks = dict(await asyncio.gather(_check("postgres", runtime.ping_db()), _check("redis", runtime.ping_redis())))
+    async def readyz(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> Response[dict[str, Any]]:
+        checks = dict(
+            await asyncio.gather(_check("postgres", runtime.ping_db()), _check("redis", runtime.ping_redis()))
+        )
         if all(v == "ok" for v in checks.values()):
             return Response({"status": "ready", "checks": checks})
         failing = ", ".join(k for k, v in checks.items() if v != "ok")

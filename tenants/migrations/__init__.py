@@ -119,7 +119,9 @@ async def apply_pending(conn: asyncpg.Connection, schema: str, migrations: Seque
             continue
         await migration.forwards(conn)
         await conn.execute(
-            "INSERT INTO atende_migrations (id, description) VALUES ($1, $2)", migration.id, migration.description
+            "INSERT INTO atende_migrations (id, description) VALUES ($1, $2)",
+            migration.id,
+            migration.description,
         )
         applied.append(migration.id)
     return applied

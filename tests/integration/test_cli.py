@@ -74,7 +74,9 @@ async def test_tenants_create_list_suspend_resume(create_database: Callable[[], 
 
     listed = atende("tenants", "list", "--json", env=env)
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert [(r["slug"], r["plan"], r["status"], r["schema"]) for r in rows] == [("padaria", "pro", "active", "t_padaria")]
+    assert [(r["slug"], r["plan"], r["status"], r["schema"]) for r in rows] == [
+        ("padaria", "pro", "active", "t_padaria")
+    ]
 
     assert atende("tenants", "suspend", "padaria", env=env).returncode == 0
     table = atende("tenants", "list", env=env).stdout

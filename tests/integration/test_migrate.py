@@ -16,7 +16,12 @@ TENANTS = 50
 def atende(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "ATENDE_LOG_LEVEL": "WARNING"}
     return subprocess.run(
-        [sys.executable, "-m", "saas.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "saas.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -10,7 +10,15 @@ import pytest
 
 from tenants import db, provisioning
 from tenants.context import current_tenant, require_tenant, schema_transaction, tenant_context
-from tenants.errors import InvalidInput, InvalidSlug, NoTenantContext, PlanNotFound, TenantExists, TenantNotFound, TenantSuspended
+from tenants.errors import (
+    InvalidInput,
+    InvalidSlug,
+    NoTenantContext,
+    PlanNotFound,
+    TenantExists,
+    TenantNotFound,
+    TenantSuspended,
+)
 from tenants.migrations import Migration, tenant_migrations
 from tenants.provisioning import TenantInfo, create_tenant, list_tenants, set_tenant_status
 from tests.conftest import admin_connection
@@ -34,7 +42,9 @@ async def test_provisioning_creates_schema_tables_history_and_admin(database: st
     async with admin_connection(database) as conn:
         tables = {
             r["table_name"]
-            for r in await conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", tenant.schema)
+            for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", tenant.schema
+            )
         }
         assert {"users", "audit_log", "atende_migrations"} <= tables
         history = await conn.fetch(f'SELECT id FROM "{tenant.schema}".atende_migrations ORDER BY id')
@@ -112,7 +122,7 @@ async def test_pooled_connection_never_carries_a_tenant_path(database: str, make
             await db.pool().fetch("SELECT * FROM users")
 
         # An error inside a context rolls back and resets the path too.
-        with pytest.raises(ZeroDivisionError):
+        with pytest.raises(ZeroDivisionError):  # noqa: PT012 - the insert must happen inside the failing context
             async with tenant_context(a.slug) as session:
                 await session.conn.execute("INSERT INTO users (email, role) VALUES ('rolled@back.io', 'agent')")
                 raise ZeroDivisionError
@@ -147,7 +157,10 @@ async def test_duplicate_slug_is_a_clear_error(database: str, make_tenant: MakeT
 async def test_concurrent_creates_of_one_slug_make_one_tenant(database: str, unique_slug: Callable[[str], str]) -> None:
     slug = unique_slug("race")
     results = await asyncio.gather(
-        *(create_tenant(slug, name=f"R{i}", admin_email=f"a{i}@r.io", admin_password="correct horse") for i in range(4)),
+        *(
+            create_tenant(slug, name=f"R{i}", admin_email=f"a{i}@r.io", admin_password="correct horse")
+            for i in range(4)
+        ),
         return_exceptions=True,
     )
     assert sum(isinstance(r, TenantInfo) for r in results) == 1

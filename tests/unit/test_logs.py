@@ -20,7 +20,12 @@ def test_json_line_carries_bound_context_and_fields() -> None:
     data = json.loads(line)
     assert data["event"] == "ticket opened"
     assert data["level"] == "info"
-    assert (data["request_id"], data["tenant"], data["user"], data["ticket"]) == ("req-12345678", "acme", 7, 42)
+    assert (data["request_id"], data["tenant"], data["user"], data["ticket"]) == (
+        "req-12345678",
+        "acme",
+        7,
+        42,
+    )
     assert "\n" not in line
 
 

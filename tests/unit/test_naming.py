@@ -35,7 +35,7 @@ def test_valid_slugs(slug: str) -> None:
         "ac me",
         "açme",
         "acmé",
-        "ｆｕｌｌ",
+        "\uff46\uff55\uff4c\uff4c",  # fullwidth letters
         "acme\n",
         "acme\x00",
     ],
@@ -58,7 +58,8 @@ def test_schema_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["acme", "t_", "t_A", 't_a"b', "t_" + "z" * (MAX_SLUG_LENGTH + 1), "pg_catalog", "t_acme;", "T_acme"]
+    "name",
+    ["acme", "t_", "t_A", 't_a"b', "t_" + "z" * (MAX_SLUG_LENGTH + 1), "pg_catalog", "t_acme;", "T_acme"],
 )
 def test_bad_schema_names_are_never_quoted(name: str) -> None:
     assert not is_tenant_schema(name)
