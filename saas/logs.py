@@ -18,7 +18,7 @@ from typing import Any
 
 from tenants.context import current_tenant
 
-__all__ = ["bind", "configure_logging", "log_context"]
+__all__ = ["bind", "configure_logging", "log_context", "update"]
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("atende_log_context", default=None)
 

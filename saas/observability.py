@@ -107,7 +107,6 @@ def init_sentry(settings: Settings) -> bool:
         # Error-level log records become events: the error mapper logs every 5xx exactly once.
         integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
         auto_enabling_integrations=False,
-        send_default_pii=False,
         before_send=_tag_event,
     )
     return True
