@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from saas.auth.controllers import AuthController
+from saas.auth.guards import provide_caller
 from saas.errors import exception_handlers
+from saas.events import events_socket
 from saas.health.controllers import HealthController
 from saas.observability import RequestObserver, init_sentry
 from saas.runtime import Runtime
 from saas.settings import Settings
+from saas.tickets.controllers import TicketController
 
 __all__ = ["create_app"]
 
@@ -23,8 +28,12 @@ def create_app(settings: Settings) -> Litestar:
     init_sentry(settings)
 
     app = Litestar(
-        route_handlers=[HealthController],
-        dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
+        route_handlers=[HealthController, AuthController, TicketController, events_socket],
+        dependencies={
+            "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
+            "caller": Provide(provide_caller),
+        },
+        state=State({"runtime": runtime}),
         exception_handlers=exception_handlers(),
         on_startup=[runtime.start],
         on_shutdown=[runtime.stop],

@@ -1,4 +1,5 @@
-"""Process-wide resources of the API (database pool, Redis client), opened on start-up and closed on shutdown."""
+"""Process-wide resources of the API (database pool, Redis client, token service), opened on start-up and
+closed on shutdown."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from saas.auth.tokens import TokenService
 from saas.settings import Settings
+from supervisor.streams import StreamKeys
 from tenants import db
 
 __all__ = ["Runtime"]
@@ -18,13 +21,21 @@ class Runtime:
 
     settings: Settings
     redis: Redis | None = field(default=None)
+    tokens: TokenService = field(init=False)
+    keys: StreamKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings.require("secret_key")
+        assert self.settings.secret_key is not None
+        self.tokens = TokenService.from_secret(self.settings.secret_key, self.settings.access_token_ttl_s)
+        self.keys = StreamKeys(self.settings.redis_prefix, self.settings.stream_shards)
 
     async def start(self) -> None:
         self.settings.require("database_url", "redis_url")
         assert self.settings.database_url is not None and self.settings.redis_url is not None
         await db.start(self.settings.database_url, max_size=self.settings.db_pool_size)
         self.redis = Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=10
+            self.settings.redis_url, socket_connect_timeout=1.0, socket_timeout=30.0, health_check_interval=10
         )
 
     async def stop(self) -> None:
@@ -33,10 +44,17 @@ class Runtime:
             self.redis = None
         await db.stop()
 
+    @property
+    def redis_client(self) -> Redis:
+        if self.redis is None:
+            raise RuntimeError("redis client not started")
+        return self.redis
+
+    def ws_ticket_key(self, ticket: str) -> str:
+        return f"{self.settings.redis_prefix}:wsticket:{ticket}"
+
     async def ping_db(self) -> None:
         await db.pool().fetchval("SELECT 1")
 
     async def ping_redis(self) -> None:
-        if self.redis is None:
-            raise RuntimeError("redis client not started")
-        await self.redis.ping()
+        await self.redis_client.ping()

@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     simulator_url: str = "http://127.0.0.1:8010"
     ray_address: str | None = None
     cors_origins: tuple[str, ...] = ()
+    stream_shards: int = 4
+    secret_key: str | None = None
+    access_token_ttl_s: int = 900
+    sessions_per_host: int = 250
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -114,6 +118,12 @@ def _log_level(raw: str) -> str:
     return _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())
 
 
+def _secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class EnvVar:
     name: str
@@ -141,5 +151,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ATENDE_DEMO_NUMBER", "demo_number", _phone, "business number of the demo connection (default +5511900000000)"),
     EnvVar("ATENDE_SIMULATOR_URL", "simulator_url", _url("http"), "where the WhatsApp simulator listens (default http://127.0.0.1:8010)"),
     EnvVar("RAY_ADDRESS", "ray_address", str, "Ray cluster to join (default: a local Ray on 127.0.0.1)"),
+    EnvVar("ATENDE_SECRET_KEY", "secret_key", _secret, "at least 32 random characters signing tokens (required by serve; dev generates one)"),
+    EnvVar("ATENDE_ACCESS_TOKEN_TTL", "access_token_ttl_s", _int_range(60, 86400), "access token lifetime in seconds (default 900)"),
+    EnvVar("ATENDE_STREAM_SHARDS", "stream_shards", _int_range(1, 1024), "inbound stream shards; change only on an empty pipeline (default 4)"),
+    EnvVar("ATENDE_SESSIONS_PER_HOST", "sessions_per_host", _int_range(1, 5000), "WhatsApp sessions per Ray session host (default 250)"),
     EnvVar("ATENDE_CORS_ORIGINS", "cors_origins", _csv, "comma-separated origins allowed by CORS (default: none)"),
 )  # fmt: skip

@@ -66,7 +66,7 @@ MessageKind = Literal[
 StatusName = Literal["PENDING", "SENT", "DELIVERED", "READ", "PLAYED", "FAILED", "DELETED"]
 
 # Statuses only move forward along this ranking; FAILED and DELETED are terminal and outrank everything.
-_RANK: dict[str, int] = {"QUEUED": 0, "PENDING": 1, "SENT": 2, "DELIVERED": 3, "READ": 4, "PLAYED": 5,
+_RANK: dict[str, int] = {"QUEUED": 0, "RECEIVED": 0, "PENDING": 1, "SENT": 2, "DELIVERED": 3, "READ": 4, "PLAYED": 5,
                          "FAILED": 9, "DELETED": 10}  # fmt: skip
 
 

@@ -1,0 +1,1 @@
+"""Authentication: tokens, login, and the principal every API call runs as."""

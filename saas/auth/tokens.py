@@ -1,0 +1,80 @@
+"""JWT access tokens (PyJWT) with an algorithm allow-list and every claim checked.
+
+Claims: ``iss``, ``aud``, ``exp``, ``iat``, ``nbf``, ``jti``, ``sub`` (user id), ``tid`` (tenant id),
+``typ`` (``access``), ``ver`` (the user's token version) and the ``kid`` header. The role is NOT trusted from
+the token: :mod:`saas.auth.principal` re-reads role, status and version from the database on every call.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import jwt
+import msgspec
+
+from tenants.errors import AtendeError
+
+__all__ = ["AUDIENCE", "ISSUER", "Claims", "InvalidToken", "TokenService"]
+
+ISSUER = "atende"
+AUDIENCE = "atende-api"
+ALGORITHMS = ["HS256"]
+
+
+class InvalidToken(AtendeError):
+    code = "invalid_token"
+    status = 401
+    title = "Invalid or expired token"
+
+
+class Claims(msgspec.Struct, frozen=True, kw_only=True):
+    sub: str
+    tid: int
+    ver: int
+    typ: str
+    jti: str
+    exp: int
+
+
+class TokenService:
+    """Signs and verifies tokens with the active key; older keys (by ``kid``) still verify during rotation."""
+
+    __slots__ = ("active_kid", "keys", "ttl_s")
+
+    def __init__(self, keys: dict[str, str], active_kid: str, ttl_s: int = 900) -> None:
+        if active_kid not in keys:
+            raise ValueError("the active kid must be one of the keys")
+        self.keys = keys
+        self.active_kid = active_kid
+        self.ttl_s = ttl_s
+
+    @classmethod
+    def from_secret(cls, secret: str, ttl_s: int = 900) -> TokenService:
+        return cls({"k1": secret}, "k1", ttl_s)
+
+    def issue(
+        self, *, user_id: int, tenant_id: int, version: int, typ: str = "access", ttl_s: int | None = None
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + (ttl_s or self.ttl_s),
+            "jti": secrets.token_urlsafe(12), "sub": str(user_id), "tid": tenant_id, "typ": typ, "ver": version,
+        }  # fmt: skip
+        return jwt.encode(claims, self.keys[self.active_kid], algorithm="HS256", headers={"kid": self.active_kid})
+
+    def verify(self, token: str, *, typ: str = "access") -> Claims:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if not isinstance(kid, str) or kid not in self.keys:
+                raise InvalidToken("unknown signing key")
+            payload = jwt.decode(
+                token, self.keys[kid], algorithms=ALGORITHMS, audience=AUDIENCE, issuer=ISSUER,
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
+            )  # fmt: skip
+            claims = msgspec.convert(payload, Claims, strict=False)
+        except (jwt.PyJWTError, msgspec.ValidationError) as exc:
+            raise InvalidToken("invalid token") from exc
+        if claims.typ != typ:
+            raise InvalidToken("wrong token type")
+        return claims

@@ -1,0 +1,77 @@
+"""``/api/v1/events``: the realtime WebSocket of the inbox.
+
+Auth: a single-use ticket from ``POST /api/v1/auth/ws-ticket`` (tokens never travel in URLs) and an Origin
+check (same host, or an allowed CORS origin). Each event carries its stream id; a client that reconnects
+with ``last_event_id`` first receives everything it missed that is still in the tenant's capped stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from saas.auth.principal import principal_context
+from saas.auth.tokens import Claims
+from saas.runtime import Runtime
+
+__all__ = ["events_socket"]
+
+logger = logging.getLogger("atende.events")
+_decoder = msgspec.json.Decoder()
+POLICY_VIOLATION = 4401
+
+
+def _origin_allowed(socket: WebSocket[Any, Any, Any], runtime: Runtime) -> bool:
+    origin = socket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: no cross-site risk, the ticket is the credential
+    host = socket.headers.get("host", "")
+    return urlsplit(origin).netloc == host or origin in runtime.settings.cors_origins
+
+
+@websocket("/api/v1/events", summary="Realtime inbox events (auth: ?ticket= from /auth/ws-ticket)")
+async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    runtime: Runtime = socket.app.state["runtime"]
+    ticket = socket.query_params.get("ticket", "")
+    raw = await runtime.redis_client.getdel(runtime.ws_ticket_key(ticket)) if ticket else None
+    if raw is None or not _origin_allowed(socket, runtime):
+        await socket.close(code=POLICY_VIOLATION, reason="invalid ticket or origin")
+        return
+    payload = _decoder.decode(raw)
+    claims = Claims(sub=payload["sub"], tid=payload["tid"], ver=payload["ver"], typ="access", jti=ticket, exp=0)
+    async with principal_context(claims):
+        pass  # still an active user of an active tenant
+    await socket.accept()
+    last_id = socket.query_params.get("last_event_id") or "$"
+    key = runtime.keys.realtime(claims.tid)
+
+    async def pump() -> None:
+        nonlocal last_id
+        while True:
+            response: Any = await runtime.redis_client.xread({key: last_id}, count=200, block=15_000)
+            if not response:
+                await socket.send_json({"type": "ping"})
+                continue
+            for _key, items in response:
+                for entry_id, fields in items:
+                    last_id = entry_id.decode()
+                    event = _decoder.decode(fields[b"e"])
+                    await socket.send_json({"id": last_id, **event})
+
+    sender = asyncio.create_task(pump())
+    try:
+        while True:
+            await socket.receive_data(mode="text")  # client pings / presence; disconnect ends the loop
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender

@@ -1,0 +1,1 @@
+"""The router: consumes inbound events from Redis Streams and turns them into contacts, tickets and messages."""

@@ -1,0 +1,63 @@
+"""``/api/v1/tickets``: the inbox list, a ticket's messages, and replying."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from saas.auth.guards import Caller
+from saas.auth.principal import principal_context
+from saas.outbox import mark_dirty, relay_tenant
+from saas.realtime import publish
+from saas.runtime import Runtime
+from saas.tickets.schemas import MessageOut, MessagePage, SendMessage, TicketOut, TicketPage
+from saas.tickets.service import get_ticket, list_messages, list_tickets, queue_text
+
+__all__ = ["TicketController"]
+
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=200, default=50)]
+Cursor = Annotated[str | None, Parameter(query="cursor", max_length=200, default=None)]
+
+
+class TicketController(Controller):
+    path = "/api/v1/tickets"
+    tags = ["tickets"]
+
+    @get("/", summary="List tickets, newest activity first")
+    async def index(
+        self,
+        caller: NamedDependency[Caller],
+        limit: Limit,
+        cursor: Cursor,
+        status: Annotated[str | None, Parameter(query="status", default=None)],
+    ) -> TicketPage:
+        async with principal_context(caller.claims) as (_principal, session):
+            return await list_tickets(session, status=status, limit=limit, cursor=cursor)
+
+    @get("/{ticket_id:int}", summary="One ticket")
+    async def detail(self, caller: NamedDependency[Caller], ticket_id: int) -> TicketOut:
+        async with principal_context(caller.claims) as (_principal, session):
+            return await get_ticket(session, ticket_id)
+
+    @get("/{ticket_id:int}/messages", summary="A ticket's messages: the latest page, oldest first")
+    async def messages(
+        self, caller: NamedDependency[Caller], ticket_id: int, limit: Limit, cursor: Cursor
+    ) -> MessagePage:
+        async with principal_context(caller.claims) as (_principal, session):
+            return await list_messages(session, ticket_id, limit=limit, cursor=cursor)
+
+    @post("/{ticket_id:int}/messages", summary="Reply: the message is queued and sent by the session", status_code=201)
+    async def send(
+        self, caller: NamedDependency[Caller], runtime: NamedDependency[Runtime], ticket_id: int, data: SendMessage
+    ) -> MessageOut:
+        await mark_dirty(runtime.redis_client, runtime.keys, caller.claims.tid)  # before the commit: see saas.outbox
+        async with principal_context(caller.claims) as (principal, session):
+            message, events, created = await queue_text(session, ticket_id, user_id=principal.user_id, text=data.text,
+                                                        client_id=data.client_id)  # fmt: skip
+        if created:
+            await relay_tenant(runtime.redis_client, runtime.keys, caller.claims.tid, message_ids=[message.id])
+            await publish(runtime.redis_client, runtime.keys, caller.claims.tid, events)
+        return message
