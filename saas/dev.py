@@ -29,6 +29,20 @@ DEMO_SLUG = "demo"
 DEMO_ADMIN = "admin@demo.local"
 
 
+def _secret_key(settings: Settings) -> str:
+    """The signing key of ``atende dev``: kept in the data directory so tokens survive a restart."""
+    if settings.secret_key:
+        return settings.secret_key
+    stored = settings.data_dir / "secret-key"
+    if stored.exists():
+        return stored.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    stored.touch(mode=0o600)
+    stored.write_text(key + "\n")
+    return key
+
+
 def _demo_password(settings: Settings) -> str:
     if settings.demo_password:
         return settings.demo_password
@@ -108,6 +122,7 @@ def run_dev(settings: Settings) -> int:
             redis_url = stack.enter_context(embedded_redis(data_dir / "redis"))
             settings = _replace(settings, redis_url=redis_url)
         password = _demo_password(settings)
+        settings = _replace(settings, secret_key=_secret_key(settings))
         asyncio.run(_prepare(settings, password))
         base = f"http://{settings.host}:{settings.port}"
         banner = [

@@ -135,10 +135,8 @@ def decide(
     if len(recent) >= policy.max_restarts:
         return Decision(Action.GIVE_UP, SessionState.GAVE_UP, alert=True,
                         why=f"{len(recent)} restarts within {policy.within_s:g}s", history=SessionHistory(recent))  # fmt: skip
-    if reason is DisconnectReason.RESTART_REQUIRED:
-        delay = 0.0
-    else:
-        delay = backoff_delay(policy, history.attempt, jitter_draw)
+    # "Restart required" (after pairing) reconnects at once, but still counts against the intensity.
+    delay = 0.0 if reason is DisconnectReason.RESTART_REQUIRED else backoff_delay(policy, history.attempt, jitter_draw)
     return Decision(
         Action.RESTART,
         SessionState.BACKOFF if delay > 0 else SessionState.RECONNECTING,

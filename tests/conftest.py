@@ -117,7 +117,8 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def settings(database: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
     return Settings(
-        env="test", database_url=database, redis_url=redis_url, redis_prefix=redis_prefix, data_dir=tmp_path
+        env="test", database_url=database, redis_url=redis_url, redis_prefix=redis_prefix, data_dir=tmp_path,
+        secret_key="test-secret-key-" + "x" * 32,
     )
 
 
@@ -173,3 +174,29 @@ async def app_client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
         await to_app.put({"type": "lifespan.shutdown"})
         await from_app.get()
         await lifespan
+
+
+@contextlib.asynccontextmanager
+async def live_server(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port, in the test's event loop; yields the base URL."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

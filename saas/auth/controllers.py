@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from saas.auth.guards import Caller
 from saas.auth.principal import principal_context
@@ -35,7 +36,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", summary="Log in to a tenant", status_code=200)
-    async def login(self, data: LoginRequest, runtime: NamedDependency[Runtime]) -> LoginResult:
+    async def login(self, data: JSONBody[LoginRequest], runtime: NamedDependency[Runtime]) -> LoginResult:
         return await login(runtime.tokens, tenant=data.tenant, email=data.email, password=data.password)
 
     @post("/ws-ticket", summary="A single-use ticket (30 s) to open the events WebSocket", status_code=200)

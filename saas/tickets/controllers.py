@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from saas.auth.guards import Caller
 from saas.auth.principal import principal_context
@@ -18,8 +18,8 @@ from saas.tickets.service import get_ticket, list_messages, list_tickets, queue_
 
 __all__ = ["TicketController"]
 
-Limit = Annotated[int, Parameter(query="limit", ge=1, le=200, default=50)]
-Cursor = Annotated[str | None, Parameter(query="cursor", max_length=200, default=None)]
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200)]
+Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200)]
 
 
 class TicketController(Controller):
@@ -30,28 +30,32 @@ class TicketController(Controller):
     async def index(
         self,
         caller: NamedDependency[Caller],
-        limit: Limit,
-        cursor: Cursor,
-        status: Annotated[str | None, Parameter(query="status", default=None)],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        status: Annotated[str | None, QueryParameter(name="status")] = None,
     ) -> TicketPage:
         async with principal_context(caller.claims) as (_principal, session):
             return await list_tickets(session, status=status, limit=limit, cursor=cursor)
 
     @get("/{ticket_id:int}", summary="One ticket")
-    async def detail(self, caller: NamedDependency[Caller], ticket_id: int) -> TicketOut:
+    async def detail(self, caller: NamedDependency[Caller], ticket_id: FromPath[int]) -> TicketOut:
         async with principal_context(caller.claims) as (_principal, session):
             return await get_ticket(session, ticket_id)
 
     @get("/{ticket_id:int}/messages", summary="A ticket's messages: the latest page, oldest first")
     async def messages(
-        self, caller: NamedDependency[Caller], ticket_id: int, limit: Limit, cursor: Cursor
+        self, caller: NamedDependency[Caller], ticket_id: FromPath[int], limit: Limit = 50, cursor: Cursor = None
     ) -> MessagePage:
         async with principal_context(caller.claims) as (_principal, session):
             return await list_messages(session, ticket_id, limit=limit, cursor=cursor)
 
     @post("/{ticket_id:int}/messages", summary="Reply: the message is queued and sent by the session", status_code=201)
     async def send(
-        self, caller: NamedDependency[Caller], runtime: NamedDependency[Runtime], ticket_id: int, data: SendMessage
+        self,
+        caller: NamedDependency[Caller],
+        runtime: NamedDependency[Runtime],
+        ticket_id: FromPath[int],
+        data: JSONBody[SendMessage],
     ) -> MessageOut:
         await mark_dirty(runtime.redis_client, runtime.keys, caller.claims.tid)  # before the commit: see saas.outbox
         async with principal_context(caller.claims) as (principal, session):
