@@ -89,7 +89,7 @@ _ABNORMAL = frozenset({DisconnectReason.NETWORK, DisconnectReason.SERVER_ERROR, 
 
 def backoff_delay(policy: RestartPolicy, attempt: int, jitter_draw: float) -> float:
     """Delay before restart number ``attempt`` (0-based); ``jitter_draw`` in [0, 1) comes from the caller's RNG."""
-    base = min(policy.backoff_max_s, policy.backoff_min_s * (2 ** min(attempt, 32)))
+    base: float = min(policy.backoff_max_s, policy.backoff_min_s * float(2 ** min(attempt, 32)))
     return max(0.0, base * (1 + policy.jitter * (2 * jitter_draw - 1)))
 
 
@@ -125,9 +125,7 @@ def decide(
         return Decision(Action.RESTART, SessionState.QUARANTINED, delay_s=delay, alert=True,
                         why="temporarily banned", history=history)  # fmt: skip
 
-    if policy.restart is RestartType.TEMPORARY or (
-        policy.restart is RestartType.TRANSIENT and reason not in _ABNORMAL
-    ):
+    if policy.restart is RestartType.TEMPORARY or (policy.restart is RestartType.TRANSIENT and reason not in _ABNORMAL):
         return Decision(Action.STOP, SessionState.STOPPED, why=f"{policy.restart} session ended: {reason}",
                         history=history)  # fmt: skip
 
@@ -148,4 +146,4 @@ def decide(
 
 def reason_from(value: str | None, known: Sequence[str] = tuple(DisconnectReason)) -> DisconnectReason:
     """Parse a reason reported by a driver; unknown or missing reasons count as a crash."""
-    return DisconnectReason(value) if value in known else DisconnectReason.CRASHED
+    return DisconnectReason(value) if value is not None and value in known else DisconnectReason.CRASHED

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from saas.realtime import RealtimeEvent
+from supervisor.realtime import RealtimeEvent
 from supervisor.wire import Envelope, InboundMessage, MessageStatus, status_rank
 
 __all__ = ["BatchResult", "apply_batch"]

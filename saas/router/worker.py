@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from saas.logs import bind
 from saas.outbox import outbox_dirty_key, relay_tenant
-from saas.realtime import publish
+from supervisor.realtime import publish
 from saas.router.ingest import apply_batch
 from saas.settings import Settings
 from supervisor.leases import RedisLease

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from saas.realtime import RealtimeEvent
+from supervisor.realtime import RealtimeEvent
 from saas.tickets.schemas import ContactOut, MessageOut, MessagePage, TicketOut, TicketPage
 from tenants.context import TenantSession
 from tenants.errors import InvalidInput, NotFound

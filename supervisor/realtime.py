@@ -1,4 +1,4 @@
-"""The one event publisher: what the inbox shows, appended to the tenant's realtime stream after a commit.
+"""The one realtime publisher (used by the router, the API and session hosts): what the inbox shows, appended to the tenant's realtime stream after a commit.
 
 Events go to a capped Redis Stream per tenant (``StreamKeys.realtime``), so every event has an id and a
 reconnecting client can ask for everything after the last id it saw. Publish only after the transaction

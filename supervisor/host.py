@@ -1,0 +1,496 @@
+"""A session host: many WhatsApp sessions as asyncio tasks in one process (a Ray actor in production).
+
+Each session is a :class:`SessionRunner`: take the lease, load credentials, start the driver, pump its
+events, and when the connection ends let :func:`supervisor.policy.decide` say what happens next. Inbound
+events of all sessions go through one :class:`Appender` that batches ``XADD``s and acknowledges each event
+to its driver only after the append returned. Outbound commands of all sessions are read by one
+multiplexed ``XREADGROUP`` and handed to each session's send loop, which paces sends with a token bucket,
+sends idempotently (a Redis marker per message id) and reports the result as an inbound ``MessageStatus``.
+
+The host never dies of a session: each runner catches its own errors, and a crash is just a restart reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from supervisor.drivers.base import Driver, DriverConfig, DriverError, RateLimited, SendFailed
+from supervisor.drivers.factory import make_driver
+from supervisor.metrics import MetricsSink
+from supervisor.policy import Action, DisconnectReason, RestartPolicy, SessionHistory, decide, reason_from
+from supervisor.realtime import RealtimeEvent, publish
+from supervisor.registry import (
+    TERMINAL_STATES,
+    SessionSpec,
+    acquire_lease,
+    load_connection,
+    record_state,
+    release_lease,
+    renew_lease,
+)
+from supervisor.streams import FIELD, StreamKeys, append_events
+from supervisor.wire import (
+    Envelope,
+    InboundMessage,
+    MessageStatus,
+    OutboundMessage,
+    SessionState,
+    SessionStatus,
+    decode_outbound,
+    utcnow,
+)
+from tenants import db
+
+__all__ = ["HostConfig", "SessionHostCore", "SessionRunner", "TokenBucket"]
+
+logger = logging.getLogger("atende.host")
+OUT_GROUP = "hosts"
+SENT_MARKER_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    name: str
+    database_url: str
+    redis_url: str
+    redis_prefix: str = "atende"
+    stream_shards: int = 4
+    simulator_url: str = "http://127.0.0.1:8010"
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    lease_ttl_s: float = 15.0
+    send_rate_per_s: float = 20.0
+    send_burst: int = 20
+    db_pool_size: int = 5
+
+
+class TokenBucket:
+    """Per-number send pacing: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+AckFn = Callable[[], Awaitable[None]]
+
+
+class Appender:
+    """Batches inbound events of every session into pipelined XADDs; acks each to its driver afterwards."""
+
+    def __init__(self, redis: Redis, keys: StreamKeys, metrics: MetricsSink) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.metrics = metrics
+        self.queue: asyncio.Queue[tuple[Envelope, AckFn | None]] = asyncio.Queue()
+
+    async def put(self, envelope: Envelope, ack: AckFn | None) -> None:
+        await self.queue.put((envelope, ack))
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < 500 and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    await append_events(self.redis, self.keys, [envelope for envelope, _ in batch])
+                    break
+                except (RedisError, OSError):
+                    logger.exception("appending %s events failed; retrying", len(batch))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            for envelope, ack in batch:
+                if isinstance(envelope.event, InboundMessage):
+                    labels = (str(envelope.tenant_id), str(envelope.connection_id))
+                    self.metrics.inc("atende_session_messages_in_total", labels)
+                if ack is not None:
+                    try:
+                        await ack()
+                    except Exception:  # the provider will redeliver; storage is idempotent
+                        logger.warning("ack to driver failed", exc_info=True)
+
+
+class SessionRunner:
+    """Supervises one session: lease, driver, restarts by policy, sends."""
+
+    def __init__(self, host: SessionHostCore, spec: SessionSpec) -> None:
+        self.host = host
+        self.spec = spec
+        self.state = SessionState.STOPPED
+        self.token: int | None = None
+        self.driver: Driver | None = None
+        self.history = SessionHistory()
+        self.send_queue: asyncio.Queue[tuple[str, bytes, OutboundMessage]] = asyncio.Queue()
+        self.bucket = TokenBucket(host.config.send_rate_per_s, host.config.send_burst)
+        self.connected = asyncio.Event()
+        self.stopping = False
+        self.restarts = 0
+        self.labels = (str(spec.tenant_id), str(spec.connection_id))
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def out_key(self) -> str:
+        return self.host.keys.outbound(self.spec.tenant_id, self.spec.connection_id)
+
+    async def run(self) -> None:
+        policy = self.host.config.policy
+        while not self.stopping:
+            try:
+                token, state = await acquire_lease(
+                    self.spec.registry_id, self.host.config.name, self.host.config.lease_ttl_s
+                )
+            except Exception:
+                logger.exception("lease of session %s failed", self.spec.registry_id)
+                await asyncio.sleep(1.0)
+                continue
+            if token is None:
+                if state is None or state in TERMINAL_STATES:
+                    return  # parked (or deleted): nothing to run
+                await asyncio.sleep(self.host.config.lease_ttl_s / 3)  # another host holds it: wait for expiry
+                continue
+            self.token = token
+            started = time.monotonic()
+            reason, ban_until, connected_at = await self._connect_once()
+            if self.stop_requested():
+                reason = DisconnectReason.STOPPED
+            now = time.monotonic()
+            decision = decide(
+                policy, reason, self.history, now=now,
+                connected_for_s=(now - connected_at) if connected_at is not None else 0.0,
+                jitter_draw=random.random(),  # noqa: S311 - jitter, not security
+                ban_until=ban_until,
+            )  # fmt: skip
+            self.history = decision.history
+            if decision.alert:
+                logger.warning("session %s: %s", self.spec.registry_id, decision.why,
+                               extra={"fields": {"tenant_id": self.spec.tenant_id, "connection_id": self.spec.connection_id,
+                                                 "alert": True, "reason": str(reason)}})  # fmt: skip
+            await self._set_state(decision.state, reason=decision.why)
+            if decision.action is not Action.RESTART:
+                await release_lease(self.spec.registry_id, self.host.config.name, token)
+                return
+            self.restarts += 1
+            self.host.metrics.inc("atende_session_restarts_total", self.labels)
+            logger.info("session %s restarts in %.2fs (%s, up %.1fs)", self.spec.registry_id, decision.delay_s,
+                        reason, time.monotonic() - started)  # fmt: skip
+            await asyncio.sleep(decision.delay_s)
+
+    async def _connect_once(self) -> tuple[DisconnectReason, float | None, float | None]:
+        """One connection, start to end; returns (why it ended, monotonic ban expiry, when it connected)."""
+        connected_at: float | None = None
+        sender: asyncio.Task[None] | None = None
+        renewer = asyncio.create_task(self._renew_lease())
+        try:
+            details = await load_connection(self.spec)
+            config = DriverConfig(
+                connection_id=self.spec.connection_id, tenant_id=self.spec.tenant_id,
+                business_number=details.business_number, provider=self.spec.provider,
+                endpoint=details.endpoint or self.host.config.simulator_url, credentials=details.credentials,
+            )  # fmt: skip
+            driver = self.driver = make_driver(config)
+            await self._set_state(SessionState.STARTING)
+            await driver.start()
+            async for event in driver.events():
+                if renewer.done():  # fenced off: another host owns this session now
+                    await driver.stop()
+                    return DisconnectReason.REPLACED, None, connected_at
+                if isinstance(event, SessionStatus):
+                    if event.reason is not None and event.state is not SessionState.CONNECTED:
+                        until = event.until
+                        ban_until = (time.monotonic() + max(0.0, (until - utcnow()).total_seconds())) if until else None
+                        return reason_from(event.reason), ban_until, connected_at
+                    await self._set_state(event.state, qr=event.qr, qr_expires_at=event.qr_expires_at,
+                                          credentials=event.credentials)  # fmt: skip
+                    if event.state is SessionState.CONNECTED and sender is None:
+                        connected_at = time.monotonic()
+                        self.connected.set()
+                        await self._claim_outbound()
+                        sender = asyncio.create_task(self._send_loop(driver))
+                    continue
+                await self.host.appender.put(self._envelope(event), _acker(driver, event))
+            return DisconnectReason.NETWORK, None, connected_at  # stream ended without a reason
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("session %s crashed", self.spec.registry_id)
+            return DisconnectReason.CRASHED, None, connected_at
+        finally:
+            self.connected.clear()
+            for task in (sender, renewer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if self.driver is not None:
+                with contextlib.suppress(Exception):
+                    await self.driver.stop()
+            self.driver = None
+
+    def _envelope(self, event: InboundMessage | MessageStatus) -> Envelope:
+        if isinstance(event, InboundMessage):
+            event_id = f"{self.spec.provider}:{self.spec.connection_id}:{event.provider_message_id}"
+        else:
+            event_id = (f"{self.spec.provider}:{self.spec.connection_id}:{event.provider_message_id}:{event.status}:"
+                        f"{event.participant or ''}:{event.client_message_id or ''}")  # fmt: skip
+        return Envelope(event_id=event_id, tenant_id=self.spec.tenant_id, connection_id=self.spec.connection_id,
+                        provider=self.spec.provider, received_at=utcnow(), event=event)  # fmt: skip
+
+    async def _renew_lease(self) -> None:
+        ttl = self.host.config.lease_ttl_s
+        while True:
+            await asyncio.sleep(ttl / 3)
+            assert self.token is not None
+            try:
+                if not await renew_lease(self.spec.registry_id, self.host.config.name, self.token, ttl):
+                    logger.error("session %s lost its lease", self.spec.registry_id)
+                    return
+            except Exception:
+                logger.warning("lease renewal of session %s failed", self.spec.registry_id, exc_info=True)
+
+    async def _set_state(self, state: SessionState, *, reason: str | None = None, qr: str | None = None,
+                         qr_expires_at: Any = None, credentials: bytes | None = None) -> None:  # fmt: skip
+        self.state = state
+        self.host.metrics.set_state("atende_session_state", self.labels, state.value)
+        if self.token is None:
+            return
+        try:
+            if await record_state(self.spec, self.token, state, reason=reason, qr=qr, qr_expires_at=qr_expires_at,
+                                  credentials=credentials):  # fmt: skip
+                data = {"connection_id": self.spec.connection_id, "state": state.value, "reason": reason, "qr": qr,
+                        "qr_expires_at": qr_expires_at.isoformat() if qr_expires_at else None}  # fmt: skip
+                await publish(self.host.redis, self.host.keys, self.spec.tenant_id,
+                              [RealtimeEvent(type="session.updated", data=data)])  # fmt: skip
+        except Exception:
+            logger.exception("persisting state %s of session %s failed", state, self.spec.registry_id)
+
+    async def _claim_outbound(self) -> None:
+        """On (re)connect, take over every pending send of this session, whoever read it before."""
+        redis, key = self.host.redis, self.out_key
+        await self.host.ensure_out_group(key)
+        start = "0-0"
+        while True:
+            response: Any = await redis.xautoclaim(key, OUT_GROUP, self.host.config.name, 0, start_id=start, count=500)
+            next_start, claimed = response[0], response[1]
+            for entry_id, fields in claimed:
+                if fields:
+                    await self.send_queue.put((key, entry_id, decode_outbound(fields[FIELD])))
+            if not claimed or next_start in (b"0-0", "0-0"):
+                return
+            start = next_start
+
+    async def _send_loop(self, driver: Driver) -> None:
+        while True:
+            key, entry_id, command = await self.send_queue.get()
+            await self.bucket.take()
+            await self._send(driver, command)
+            await self.host.redis.xack(key, OUT_GROUP, entry_id)
+
+    async def _send(self, driver: Driver, command: OutboundMessage) -> None:
+        redis = self.host.redis
+        marker = f"{self.host.keys.prefix}:sent:{{t{command.tenant_id}}}:{command.message_id}"
+        existing = await redis.get(marker)
+        if existing and existing != b"pending":
+            await self._report(
+                command, "SENT", existing.decode() if isinstance(existing, bytes) else str(existing)
+            )  # sent before a crash: report, don't resend
+            return
+        await redis.set(marker, "pending", ex=SENT_MARKER_TTL_S)
+        started = time.monotonic()
+        for attempt in range(5):
+            try:
+                provider_id = await driver.send_text(command.chat_id, command.text or "",
+                                                     idempotency_key=f"atende-{command.tenant_id}-{command.message_id}",
+                                                     reply_to_id=command.reply_to_id)  # fmt: skip
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after_s)
+                continue
+            except SendFailed as exc:
+                self.host.metrics.inc("atende_session_send_errors_total", self.labels)
+                await redis.delete(marker)
+                await self._report(command, "FAILED", None, code=exc.code, title=str(exc))
+                return
+            except DriverError as exc:
+                self.host.metrics.inc("atende_session_send_errors_total", self.labels)
+                if not exc.retryable or attempt == 4:
+                    await redis.delete(marker)
+                    await self._report(command, "FAILED", None, code=exc.code, title=str(exc))
+                    return
+                await asyncio.sleep(0.2 * (attempt + 1))
+                continue
+            await redis.set(marker, provider_id, ex=SENT_MARKER_TTL_S)
+            self.host.metrics.observe("atende_session_send_latency_seconds", self.labels, time.monotonic() - started)
+            self.host.metrics.inc("atende_session_messages_out_total", self.labels)
+            await self._report(command, "SENT", provider_id)
+            return
+        await redis.delete(marker)
+        await self._report(command, "FAILED", None, code="rate_limited", title="rate limited too many times")
+
+    async def _report(self, command: OutboundMessage, status: str, provider_id: str | None, *,
+                      code: str | None = None, title: str | None = None) -> None:  # fmt: skip
+        event = MessageStatus(provider_message_id=provider_id, status=status, chat_id=command.chat_id,  # type: ignore[arg-type]
+                              client_message_id=command.message_id, error_code=code, error_title=title,
+                              occurred_at=utcnow())  # fmt: skip
+        await self.host.appender.put(self._envelope(event), None)
+
+    def stop_requested(self) -> bool:
+        return self.stopping
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.driver is not None:
+            with contextlib.suppress(Exception):
+                await self.driver.stop()
+
+
+def _acker(driver: Driver, event: InboundMessage | MessageStatus) -> AckFn:
+    async def ack() -> None:
+        await driver.ack(event)
+
+    return ack
+
+
+class SessionHostCore:
+    """Everything a session host does, without Ray (the actor in ``supervisor.actors`` wraps it)."""
+
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        self.keys = StreamKeys(config.redis_prefix, config.stream_shards)
+        self.metrics = MetricsSink(config.redis_prefix)
+        self.runners: dict[int, SessionRunner] = {}
+        self._redis: Redis | None = None
+        self._appender: Appender | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._out_groups: set[str] = set()
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def redis(self) -> Redis:
+        assert self._redis is not None, "host not started"
+        return self._redis
+
+    @property
+    def appender(self) -> Appender:
+        assert self._appender is not None, "host not started"
+        return self._appender
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            await db.start(self.config.database_url, max_size=self.config.db_pool_size)
+            self._redis = Redis.from_url(self.config.redis_url, socket_connect_timeout=2.0)
+            self._appender = Appender(self._redis, self.keys, self.metrics)
+            self._tasks = [asyncio.create_task(self._appender.run()), asyncio.create_task(self._outbound_loop()),
+                           asyncio.create_task(self._flush_metrics())]  # fmt: skip
+            self._started = True
+
+    async def ensure(self, specs: list[SessionSpec]) -> dict[str, int]:
+        """Run exactly ``specs`` (idempotent): start the missing sessions, stop the ones no longer placed here."""
+        await self.start()
+        wanted = {spec.registry_id: spec for spec in specs}
+        started = stopped = 0
+        for registry_id in list(self.runners):
+            runner = self.runners[registry_id]
+            if registry_id not in wanted:
+                await runner.stop()
+                self.runners.pop(registry_id)
+                stopped += 1
+            elif runner.task is not None and runner.task.done():
+                self.runners.pop(registry_id)  # finished (parked); started again below only if still wanted
+        for registry_id, spec in wanted.items():
+            if registry_id not in self.runners:
+                runner = SessionRunner(self, spec)
+                runner.task = asyncio.create_task(runner.run(), name=f"session-{registry_id}")
+                self.runners[registry_id] = runner
+                started += 1
+        return {"running": len(self.runners), "started": started, "stopped": stopped}
+
+    def status(self) -> list[dict[str, Any]]:
+        return [{"registry_id": r.spec.registry_id, "tenant_id": r.spec.tenant_id,
+                 "connection_id": r.spec.connection_id, "state": r.state.value, "restarts": r.restarts}
+                for r in self.runners.values()]  # fmt: skip
+
+    async def ensure_out_group(self, key: str) -> None:
+        if key in self._out_groups:
+            return
+        try:
+            await self.redis.xgroup_create(key, OUT_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._out_groups.add(key)
+
+    async def _outbound_loop(self) -> None:
+        while True:
+            try:
+                by_key = {r.out_key: r for r in self.runners.values() if r.connected.is_set()}
+                if not by_key:
+                    await asyncio.sleep(0.2)
+                    continue
+                for key in by_key:
+                    await self.ensure_out_group(key)
+                response: Any = await self.redis.xreadgroup(OUT_GROUP, self.config.name, dict.fromkeys(by_key, ">"),
+                                                            count=100, block=500)  # fmt: skip
+                for key, items in response or []:
+                    name = key.decode() if isinstance(key, bytes) else key
+                    runner = by_key.get(name)
+                    for entry_id, fields in items:
+                        if runner is not None and fields:
+                            await runner.send_queue.put((name, entry_id, decode_outbound(fields[FIELD])))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("outbound loop step failed")
+                await asyncio.sleep(1.0)
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.metrics.flush(self.redis)
+            except Exception:
+                logger.warning("metrics flush failed", exc_info=True)
+
+    async def shutdown(self) -> None:
+        for runner in self.runners.values():
+            await runner.stop()
+        tasks = [r.task for r in self.runners.values() if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        for task in [*tasks, *self._tasks]:
+            task.cancel()
+        for task in [*tasks, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.metrics.flush(self.redis)
+        if self._redis is not None:
+            await self._redis.aclose()
+        await db.stop()
+        self._started = False

@@ -1,0 +1,157 @@
+"""The session registry: which sessions should run, where, under which lease — and their persisted state.
+
+The lease gives one live connection per session across the cluster. ``acquire`` succeeds if the lease is
+free, expired, or already held by the same host name (a host that Ray restarted gets its sessions back at
+once); every acquisition increments ``lease_token``, the fencing token. State writes carry the token and are
+ignored if a newer holder exists, so a zombie host can never overwrite the live one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from supervisor.wire import SessionState
+from tenants.context import tenant_context
+from tenants.db import pool
+from tenants.errors import TenantNotFound, TenantSuspended
+
+__all__ = [
+    "SessionSpec",
+    "acquire_lease",
+    "desired_sessions",
+    "load_connection",
+    "record_state",
+    "release_lease",
+    "renew_lease",
+    "set_placement",
+]
+
+
+class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    registry_id: int
+    tenant_id: int
+    connection_id: int
+    provider: str
+    dedicated_host: bool = False
+    host: str | None = None
+
+
+class ConnectionDetails(msgspec.Struct, frozen=True, kw_only=True):
+    business_number: str
+    endpoint: str | None
+    credentials: bytes | None
+
+
+async def desired_sessions() -> list[SessionSpec]:
+    """Sessions that should run: desired ``running``, tenant active, not parked in a terminal state."""
+    rows = await pool().fetch(
+        """
+        SELECT r.id, r.tenant_id, r.connection_id, r.provider, r.host, t.dedicated_host
+        FROM public.session_registry r JOIN public.tenants t ON t.id = r.tenant_id
+        WHERE r.desired_state = 'running' AND t.status = 'active'
+          AND r.state NOT IN ('LOGGED_OUT', 'QUARANTINED', 'GAVE_UP')
+        ORDER BY r.id
+        """
+    )
+    return [SessionSpec(registry_id=r["id"], tenant_id=r["tenant_id"], connection_id=r["connection_id"],
+                        provider=r["provider"], host=r["host"], dedicated_host=r["dedicated_host"]) for r in rows]  # fmt: skip
+
+
+async def set_placement(placements: dict[int, str]) -> None:
+    if placements:
+        await pool().execute(
+            "UPDATE public.session_registry r SET host = u.host, updated_at = now()"
+            " FROM unnest($1::bigint[], $2::text[]) AS u(id, host) WHERE r.id = u.id",
+            list(placements),
+            list(placements.values()),
+        )
+
+
+TERMINAL_STATES = ("LOGGED_OUT", "QUARANTINED", "GAVE_UP")
+
+
+async def acquire_lease(registry_id: int, owner: str, ttl_s: float) -> tuple[int | None, str | None]:
+    """Take the session's lease; returns (fencing token, state). The token is None if another live owner
+    holds the lease, or if the session is parked in a terminal state (then only a new pairing or an
+    operator's start brings it back) and we are not the owner continuing it."""
+    row = await pool().fetchrow(
+        """
+        WITH taken AS (
+            UPDATE public.session_registry
+            SET lease_owner = $2, lease_token = lease_token + 1,
+                lease_expires_at = now() + make_interval(secs => $3)
+            WHERE id = $1 AND (lease_owner = $2
+                               OR ((lease_owner IS NULL OR lease_expires_at < now())
+                                   AND state <> ALL($4::text[])))
+            RETURNING lease_token, state
+        )
+        SELECT (SELECT lease_token FROM taken) AS token, state FROM public.session_registry WHERE id = $1
+        """,
+        registry_id, owner, ttl_s, list(TERMINAL_STATES),
+    )  # fmt: skip
+    if row is None:
+        return None, None
+    return row["token"], row["state"]
+
+
+async def renew_lease(registry_id: int, owner: str, token: int, ttl_s: float) -> bool:
+    status = await pool().execute(
+        "UPDATE public.session_registry SET lease_expires_at = now() + make_interval(secs => $4)"
+        " WHERE id = $1 AND lease_owner = $2 AND lease_token = $3",
+        registry_id, owner, token, ttl_s,
+    )  # fmt: skip
+    return status.endswith(" 1")
+
+
+async def release_lease(registry_id: int, owner: str, token: int) -> None:
+    await pool().execute(
+        "UPDATE public.session_registry SET lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE id = $1 AND lease_owner = $2 AND lease_token = $3",
+        registry_id, owner, token,
+    )  # fmt: skip
+
+
+async def load_connection(spec: SessionSpec) -> ConnectionDetails:
+    async with tenant_context(tenant_id=spec.tenant_id) as session:
+        row = await session.conn.fetchrow(
+            "SELECT business_number, endpoint, credentials FROM connections WHERE id = $1", spec.connection_id
+        )
+    if row is None:
+        raise LookupError(f"connection {spec.connection_id} of tenant {spec.tenant_id} is gone")
+    return ConnectionDetails(business_number=row["business_number"], endpoint=row["endpoint"],
+                             credentials=row["credentials"])  # fmt: skip
+
+
+async def record_state(
+    spec: SessionSpec,
+    token: int,
+    state: SessionState,
+    *,
+    reason: str | None = None,
+    qr: str | None = None,
+    qr_expires_at: datetime | None = None,
+    credentials: bytes | None = None,
+) -> bool:
+    """Persist a state change if ``token`` is still the current lease; False if we were fenced off."""
+    status = await pool().execute(
+        "UPDATE public.session_registry SET state = $3, updated_at = now() WHERE id = $1 AND lease_token = $2",
+        spec.registry_id, token, state.value,
+    )  # fmt: skip
+    if not status.endswith(" 1"):
+        return False
+    try:
+        async with tenant_context(tenant_id=spec.tenant_id) as session:
+            await session.conn.execute(
+                """
+                UPDATE connections SET state = $2, state_reason = $3, qr = $4, qr_expires_at = $5,
+                       credentials = CASE WHEN $7 THEN NULL ELSE coalesce($6, credentials) END, updated_at = now()
+                WHERE id = $1
+                """,
+                spec.connection_id, state.value, reason, qr, qr_expires_at, credentials,
+                state is SessionState.LOGGED_OUT,
+            )  # fmt: skip
+    except (TenantNotFound, TenantSuspended):
+        return False
+    return True
