@@ -78,9 +78,7 @@ class Driver(Protocol):
     async def send_text(self, chat_id: str, text: str, *, idempotency_key: str, reply_to_id: str | None = None) -> str:
         """Send a text; returns the provider's message id. Raises RateLimited / SendFailed / DriverError."""
 
-    async def send_media(
-        self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str
-    ) -> str:
+    async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str) -> str:
         """Send a media item (``media.ref`` is a URL or a provider handle); returns the provider message id."""
 
     async def mark_read(self, chat_id: str, provider_message_ids: list[str]) -> None:
