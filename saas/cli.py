@@ -58,6 +58,40 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev(settings)
 
 
+def host_config(settings: Settings, name: str = "atende-host-0") -> Any:
+    from supervisor.host import HostConfig
+
+    settings.require("database_url", "redis_url")
+    assert settings.database_url is not None and settings.redis_url is not None
+    return HostConfig(name=name, database_url=settings.database_url, redis_url=settings.redis_url,
+                      redis_prefix=settings.redis_prefix, stream_shards=settings.stream_shards,
+                      simulator_url=settings.simulator_url)  # fmt: skip
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from saas.router.worker import run_worker
+
+    settings.require("database_url", "redis_url")
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_supervisor(args: argparse.Namespace, settings: Settings) -> int:
+    import threading
+
+    from supervisor.cluster import run_supervisor
+
+    config = host_config(settings)
+    stop = threading.Event()
+    try:
+        run_supervisor(
+            config, ray_address=settings.ray_address, sessions_per_host=settings.sessions_per_host, stop=stop
+        )
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from tenants.migrations import SchemaResult, migrate_all
 
@@ -178,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(name, help_, handler)
         sub.add_argument("--host", help="address to bind (default 127.0.0.1)")
         sub.add_argument("--port", type=int, help="port to listen on (default 8000)")
+
+    verb("worker", "Route inbound WhatsApp events into tickets and relay outbound messages (needs DATABASE_URL, REDIS_URL).",
+         cmd_worker)  # fmt: skip
+    verb("supervisor", "Run the Ray supervisor of every WhatsApp session (local Ray on 127.0.0.1, or RAY_ADDRESS).",
+         cmd_supervisor)  # fmt: skip
 
     migrate = verb("migrate", "Migrate the public schema, then every tenant schema (resumable, parallel).",
                    cmd_migrate)  # fmt: skip
