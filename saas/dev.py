@@ -14,9 +14,10 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
 from pathlib import Path
-from types import FrameType
 
 from saas.embedded import embedded_postgres, embedded_redis
 from saas.settings import Settings
@@ -79,6 +80,34 @@ async def ensure_demo_tenant(password: str) -> bool:
     return False
 
 
+async def ensure_demo_connection(settings: Settings) -> None:
+    """The demo tenant's simulator connection on ``ATENDE_DEMO_NUMBER``, set to run and pair afresh.
+
+    The simulator keeps nothing across restarts, so stored credentials are dropped and the session parks
+    nothing: it pairs again (the dev simulator pairs automatically) and connects.
+    """
+    from saas.connections.service import create_connection
+    from tenants.context import tenant_context
+
+    async with tenant_context(DEMO_SLUG) as session:
+        existing = await session.conn.fetchval(
+            "SELECT id FROM connections WHERE business_number = $1", settings.demo_number
+        )
+        if existing is None:
+            await create_connection(session, name="Demo WhatsApp", provider="simulator",
+                                    business_number=settings.demo_number, endpoint=settings.simulator_url)  # fmt: skip
+        else:
+            await session.conn.execute(
+                "UPDATE connections SET credentials = NULL, endpoint = $2, state = 'STOPPED' WHERE id = $1",
+                existing, settings.simulator_url,
+            )  # fmt: skip
+            await session.conn.execute(
+                "UPDATE public.session_registry SET desired_state = 'running', state = 'STOPPED', lease_owner = NULL"
+                " WHERE tenant_id = $1 AND connection_id = $2",
+                session.tenant.id, existing,
+            )  # fmt: skip
+
+
 async def _prepare(settings: Settings, password: str) -> None:
     from tenants import db
     from tenants.migrations import migrate_all
@@ -91,20 +120,9 @@ async def _prepare(settings: Settings, password: str) -> None:
             raise RuntimeError(f"migrations failed: {[(r.schema, r.error) for r in report.failed]}")
         created = await ensure_demo_tenant(password)
         logger.info("demo tenant %s", "created" if created else "ready")
+        await ensure_demo_connection(settings)
     finally:
         await db.stop()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_dev(settings: Settings) -> int:
@@ -112,7 +130,7 @@ def run_dev(settings: Settings) -> int:
     from saas.server import serve
 
     data_dir = settings.data_dir
-    with contextlib.ExitStack() as stack, _sigterm_as_interrupt():
+    with contextlib.ExitStack() as stack:
         if not settings.database_url:
             logger.info("starting embedded PostgreSQL in %s", data_dir / "pg")
             database_url = stack.enter_context(embedded_postgres(data_dir / "pg"))
@@ -130,14 +148,53 @@ def run_dev(settings: Settings) -> int:
             f"  Atende is running at {base}",
             f"  health:  {base}/healthz   {base}/readyz   metrics: {base}/metrics   API docs: {base}/schema",
             f"  demo tenant: {DEMO_SLUG}   admin: {DEMO_ADMIN}   password: {password}",
+            f"  inbox:   {base}/inbox   (log in as tenant {DEMO_SLUG})",
+            f"  WhatsApp simulator: {settings.simulator_url}   demo business number: {settings.demo_number}",
+            f"  try:     atende sim send --to {settings.demo_number} --from +5511988887777 --text 'Oi!'",
             f"  data:    {Path(data_dir).resolve()}   (Ctrl-C stops everything)",
             "",
         ]
         print("\n".join(banner), flush=True)
+        stack.callback(_stop_children, _start_children(settings))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings))
     logger.info("stopped")
     return 0
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": settings.database_url or "", "REDIS_URL": settings.redis_url or "",
+        "ATENDE_SECRET_KEY": settings.secret_key or "", "ATENDE_ENV": "dev", "ATENDE_LOG_FORMAT": settings.log_format,
+        "ATENDE_SIMULATOR_URL": settings.simulator_url, "ATENDE_REDIS_PREFIX": settings.redis_prefix,
+        "ATENDE_STREAM_SHARDS": str(settings.stream_shards),
+    })  # fmt: skip
+    return env
+
+
+def _start_children(settings: Settings) -> list[subprocess.Popen[bytes]]:
+    """The simulator, the router and the supervisor, each its own process (and process group)."""
+    env = _child_env(settings)
+    children = []
+    for verb in (["simulator", "--auto-pair"], ["worker"], ["supervisor"]):
+        children.append(subprocess.Popen([sys.executable, "-m", "saas.cli", *verb], env=env, start_new_session=True,
+                                         stdin=subprocess.DEVNULL))  # fmt: skip
+    return children
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:

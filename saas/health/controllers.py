@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from saas.errors import problem
 from saas.runtime import Runtime
+from supervisor.metrics import read_metrics
 
 __all__ = ["HealthController"]
 
@@ -49,5 +50,39 @@ class HealthController(Controller):
                        checks=checks)  # fmt: skip
 
     @get("/metrics", summary="Prometheus metrics", media_type=MediaType.TEXT, include_in_schema=False)
-    async def metrics(self) -> Response[bytes]:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
+        """This process's HTTP metrics, plus what sessions and routers flushed to Redis, plus stream depths."""
+        text = generate_latest(REGISTRY).decode()
+        try:
+            text += await read_metrics(runtime.redis_client, runtime.keys.prefix)
+            text += await _stream_metrics(runtime)
+        except Exception as exc:  # a scrape must still answer when Redis is down
+            text += f"# redis metrics unavailable: {type(exc).__name__}\n"
+        return Response(text.encode(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _stream_metrics(runtime: Runtime) -> str:
+    lines = [
+        "# HELP atende_stream_length Entries in an inbound stream shard.",
+        "# TYPE atende_stream_length gauge",
+    ]
+    pending_lines = [
+        "# HELP atende_stream_pending Entries delivered to the router but not yet acknowledged.",
+        "# TYPE atende_stream_pending gauge",
+    ]
+    lag_lines = [
+        "# HELP atende_stream_lag Entries not yet delivered to the router (Redis >= 7).",
+        "# TYPE atende_stream_lag gauge",
+    ]
+    redis = runtime.redis_client
+    for shard in range(runtime.keys.shards):
+        key = runtime.keys.inbound(shard)
+        label = f'shard="{shard}"'
+        lines.append(f"atende_stream_length{{{label}}} {await redis.xlen(key)}")
+        groups: Any = await redis.xinfo_groups(key) if await redis.exists(key) else []
+        for group in groups:
+            if group["name"] in (b"router", "router"):
+                pending_lines.append(f"atende_stream_pending{{{label}}} {group['pending']}")
+                if group.get("lag") is not None:
+                    lag_lines.append(f"atende_stream_lag{{{label}}} {group['lag']}")
+    return "\n".join([*lines, *pending_lines, *lag_lines]) + "\n"

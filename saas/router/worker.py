@@ -32,11 +32,11 @@ from redis.asyncio import Redis
 
 from saas.logs import bind
 from saas.outbox import outbox_dirty_key, relay_tenant
-from supervisor.realtime import publish
 from saas.router.ingest import apply_batch
 from saas.settings import Settings
 from supervisor.leases import RedisLease
 from supervisor.metrics import MetricsSink
+from supervisor.realtime import publish
 from supervisor.streams import Entry, StreamConsumer, StreamKeys
 from supervisor.wire import Envelope, decode_event
 from tenants import db

@@ -11,10 +11,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from saas.auth.guards import Caller
 from saas.auth.principal import principal_context
 from saas.outbox import mark_dirty, relay_tenant
-from supervisor.realtime import publish
 from saas.runtime import Runtime
 from saas.tickets.schemas import MessageOut, MessagePage, SendMessage, TicketOut, TicketPage
 from saas.tickets.service import get_ticket, list_messages, list_tickets, queue_text
+from supervisor.realtime import publish
 
 __all__ = ["TicketController"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from supervisor.realtime import RealtimeEvent
 from saas.tickets.schemas import ContactOut, MessageOut, MessagePage, TicketOut, TicketPage
+from supervisor.realtime import RealtimeEvent
 from tenants.context import TenantSession
 from tenants.errors import InvalidInput, NotFound
 
