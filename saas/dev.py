@@ -83,8 +83,8 @@ async def ensure_demo_tenant(password: str) -> bool:
 async def ensure_demo_connection(settings: Settings) -> None:
     """The demo tenant's simulator connection on ``ATENDE_DEMO_NUMBER``, set to run and pair afresh.
 
-    The simulator keeps nothing across restarts, so stored credentials are dropped and the session parks
-    nothing: it pairs again (the dev simulator pairs automatically) and connects.
+    A session parked by an earlier run (logged out, quarantined, gave up) is set to run again; stored
+    credentials are kept, so it resumes without a new QR (the dev simulator pairs automatically if needed).
     """
     from saas.connections.service import create_connection
     from tenants.context import tenant_context
@@ -98,7 +98,7 @@ async def ensure_demo_connection(settings: Settings) -> None:
                                     business_number=settings.demo_number, endpoint=settings.simulator_url)  # fmt: skip
         else:
             await session.conn.execute(
-                "UPDATE connections SET credentials = NULL, endpoint = $2, state = 'STOPPED' WHERE id = $1",
+                "UPDATE connections SET endpoint = $2, state = 'STOPPED' WHERE id = $1",
                 existing, settings.simulator_url,
             )  # fmt: skip
             await session.conn.execute(

@@ -23,6 +23,7 @@ class Runtime:
     redis: Redis | None = field(default=None)
     tokens: TokenService = field(init=False)
     keys: StreamKeys = field(init=False)
+    owns_pool: bool = False
 
     def __post_init__(self) -> None:
         self.settings.require("secret_key")
@@ -33,7 +34,9 @@ class Runtime:
     async def start(self) -> None:
         self.settings.require("database_url", "redis_url")
         assert self.settings.database_url is not None and self.settings.redis_url is not None
-        await db.start(self.settings.database_url, max_size=self.settings.db_pool_size)
+        self.owns_pool = db.DB.pool is None  # embedded next to other users of the pool (tests): share it
+        if self.owns_pool:
+            await db.start(self.settings.database_url, max_size=self.settings.db_pool_size)
         self.redis = Redis.from_url(
             self.settings.redis_url, socket_connect_timeout=1.0, socket_timeout=30.0, health_check_interval=10
         )
@@ -42,7 +45,8 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
-        await db.stop()
+        if self.owns_pool:
+            await db.stop()
 
     @property
     def redis_client(self) -> Redis:

@@ -130,6 +130,17 @@ class Supervisor:
     async def host_names(self) -> list[str]:
         return sorted(self.hosts)
 
+    async def shutdown_hosts(self) -> None:
+        """Stop the loop, stop every session cleanly and end the host actors (tests, operator tools)."""
+        if self.loop is not None:
+            self.loop.cancel()
+        for name, handle in list(self.hosts.items()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.shutdown.remote(), timeout=20)
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+            self.hosts.pop(name, None)
+
 
 def get_or_create_supervisor(host_config: HostConfig, sessions_per_host: int = 250, interval_s: float = 0.5) -> Any:
     """The cluster's one supervisor (named, detached); created on first use."""

@@ -387,6 +387,7 @@ class SessionHostCore:
         self._tasks: list[asyncio.Task[None]] = []
         self._out_groups: set[str] = set()
         self._started = False
+        self._owns_pool = False
         self._start_lock = asyncio.Lock()
 
     @property
@@ -403,7 +404,9 @@ class SessionHostCore:
         async with self._start_lock:
             if self._started:
                 return
-            await db.start(self.config.database_url, max_size=self.config.db_pool_size)
+            self._owns_pool = db.DB.pool is None  # embedded in a process that has one (tests, tools): share it
+            if self._owns_pool:
+                await db.start(self.config.database_url, max_size=self.config.db_pool_size)
             self._redis = Redis.from_url(self.config.redis_url, socket_connect_timeout=2.0)
             self._appender = Appender(self._redis, self.keys, self.metrics)
             self._tasks = [asyncio.create_task(self._appender.run()), asyncio.create_task(self._outbound_loop()),
@@ -492,5 +495,6 @@ class SessionHostCore:
             await self.metrics.flush(self.redis)
         if self._redis is not None:
             await self._redis.aclose()
-        await db.stop()
+        if self._owns_pool:
+            await db.stop()
         self._started = False

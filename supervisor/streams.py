@@ -182,6 +182,8 @@ class StreamConsumer:
 
     async def trim(self) -> int:
         """Remove entries every group has consumed and acknowledged; never a pending or undelivered one."""
+        if not await self.redis.exists(self.key):
+            return 0
         groups: Any = await self.redis.xinfo_groups(self.key)
         if not groups:
             return 0

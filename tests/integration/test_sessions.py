@@ -1,0 +1,252 @@
+"""Supervised sessions end to end on the real stack: the simulator (the only fake: the WhatsApp network),
+session hosts, Redis Streams, the router, PostgreSQL, the API and its WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import websockets
+from redis.asyncio import Redis
+
+from saas.app import create_app
+from saas.connections.service import create_connection
+from saas.router.worker import RouterWorker
+from saas.settings import Settings
+from supervisor.host import HostConfig, SessionHostCore
+from supervisor.policy import RestartPolicy
+from supervisor.registry import SessionSpec, desired_sessions
+from supervisor.simulator.client import SimulatorClient
+from supervisor.simulator.network import SimConfig
+from supervisor.simulator.server import SimulatorServer
+from supervisor.streams import StreamKeys
+from tenants.context import tenant_context
+from tenants.db import pool
+from tenants.provisioning import TenantInfo
+from tests.conftest import live_server
+
+MakeTenant = Callable[..., Awaitable[TenantInfo]]
+FAST = SimConfig(ack_sent_s=0.01, ack_delivered_s=0.05, ack_read_s=0.1, qr_first_s=5, qr_next_s=2)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Stack:
+    tenant: TenantInfo
+    settings: Settings
+    keys: StreamKeys
+    redis: Redis
+    sim: SimClient
+    host: SessionHostCore
+    number: str
+
+    async def spec(self) -> SessionSpec:
+        return next(s for s in await desired_sessions() if s.tenant_id == self.tenant.id)
+
+    async def state(self) -> str:
+        return str(
+            await pool().fetchval("SELECT state FROM public.session_registry WHERE tenant_id = $1", self.tenant.id)
+        )
+
+
+SimClient = SimulatorClient
+
+
+@pytest.fixture
+async def stack_factory(
+    settings: Settings, make_tenant: MakeTenant, redis_url: str
+) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def make(*, config: SimConfig = FAST, policy: RestartPolicy | None = None, auto_pair: bool = True) -> Stack:
+        server = SimulatorServer(config=msgspec.structs.replace(config, auto_pair=auto_pair))
+        sim_url = await server.start()
+        cleanups.append(server.stop)
+        keys = StreamKeys(f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}", shards=2)
+        own = msgspec.structs.replace(
+            settings, redis_prefix=keys.prefix, stream_shards=keys.shards, simulator_url=sim_url
+        )
+        tenant = await make_tenant("sess")
+        number = "+55119" + str(uuid.uuid4().int)[:8]
+        async with tenant_context(tenant.slug) as session:
+            await create_connection(
+                session, name="Main", provider="simulator", business_number=number, endpoint=sim_url
+            )
+        redis = Redis.from_url(redis_url)
+        stop = asyncio.Event()
+        router = asyncio.create_task(RouterWorker(redis, keys, block_ms=100).run(stop))
+        assert own.database_url is not None
+        host = SessionHostCore(HostConfig(name=f"test-host-{uuid.uuid4().hex[:6]}", database_url=own.database_url,
+                                          redis_url=redis_url, redis_prefix=keys.prefix, stream_shards=keys.shards,
+                                          simulator_url=sim_url, policy=policy or RestartPolicy(backoff_min_s=0.05),
+                                          lease_ttl_s=5.0))  # fmt: skip
+        sim = SimulatorClient(sim_url)
+
+        async def cleanup() -> None:
+            await host.shutdown()
+            stop.set()
+            await router
+            await sim.aclose()
+            await redis.aclose()
+
+        cleanups.append(cleanup)
+        stack = Stack(tenant, own, keys, redis, sim, host, number)
+        await host.ensure([await stack.spec()])
+        return stack
+
+    yield make
+    for cleanup in reversed(cleanups):
+        with contextlib.suppress(Exception):
+            await cleanup()
+
+
+async def _login(client: httpx.AsyncClient, tenant: TenantInfo) -> dict[str, str]:
+    response = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": f"admin@{tenant.slug}.example",
+                                                             "password": "correct horse"})  # fmt: skip
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def test_phone_to_agent_and_back_with_acks(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    stack = await stack_factory()
+    await eventually(lambda: _is(stack, "CONNECTED"), what="CONNECTED after auto-pairing")
+    phone = "+5511988887777"
+    async with live_server(create_app(stack.settings)) as base, httpx.AsyncClient(base_url=base) as client:
+        auth = await _login(client, stack.tenant)
+        ws_ticket = (await client.post("/api/v1/auth/ws-ticket", headers=auth)).json()["ticket"]
+        async with websockets.connect(f"{base.replace('http', 'ws')}/api/v1/events?ticket={ws_ticket}") as socket:
+            await stack.sim.send(phone, stack.number, "Oi, preciso de ajuda", name="Maria")
+            while True:
+                event = json.loads(await asyncio.wait_for(socket.recv(), 20))
+                if event["type"] == "message.created":
+                    break
+            assert event["data"]["text"] == "Oi, preciso de ajuda"
+            ticket_id = event["ticket_id"]
+
+            ticket = (await client.get(f"/api/v1/tickets/{ticket_id}", headers=auth)).json()
+            assert (ticket["contact"]["name"], ticket["contact"]["phone"]) == ("Maria", phone)
+            reply = (await client.post(f"/api/v1/tickets/{ticket_id}/messages", headers=auth,
+                                       json={"text": "Olá Maria, como posso ajudar?"})).json()  # fmt: skip
+
+            async def phone_got_it() -> Any:
+                inbox = await stack.sim.inbox(phone)
+                return [m for m in inbox.messages if m.text == "Olá Maria, como posso ajudar?"]
+
+            received = await eventually(phone_got_it, what="the reply in the phone's inbox")
+            assert len(received) == 1
+
+            statuses = []
+            while "READ" not in statuses:
+                event = json.loads(await asyncio.wait_for(socket.recv(), 20))
+                if event["type"] == "message.updated" and event["data"]["id"] == reply["id"]:
+                    statuses.append(event["data"]["status"])
+            assert statuses[0] == "SENT"
+        messages = (await client.get(f"/api/v1/tickets/{ticket_id}/messages", headers=auth)).json()["items"]
+        assert [(m["text"], m["status"]) for m in messages] == [("Oi, preciso de ajuda", "RECEIVED"),
+                                                                ("Olá Maria, como posso ajudar?", "READ")]  # fmt: skip
+        assert messages[1]["provider_message_id"] == received[0].id
+        labels = f'tenant="{stack.tenant.id}",connection="1"'
+
+        async def flushed() -> str | None:  # hosts flush their counters once a second
+            text = (await client.get("/metrics")).text
+            return text if f"atende_session_messages_out_total{{{labels}}} 1.0" in text else None
+
+        metrics = await eventually(flushed, what="session metrics on /metrics")
+        assert f"atende_session_messages_in_total{{{labels}}} " in metrics
+        assert f'atende_session_state{{{labels},state="CONNECTED"}} 1' in metrics
+        assert f"atende_session_send_latency_seconds_count{{{labels}}} 1.0" in metrics
+
+
+async def _is(stack: Stack, state: str) -> bool:
+    return await stack.state() == state
+
+
+async def _message_count(stack: Stack) -> int:
+    async with tenant_context(stack.tenant.slug) as session:
+        return int(await session.conn.fetchval("SELECT count(*) FROM messages"))
+
+
+async def test_duplicate_deliveries_store_one_message(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    stack = await stack_factory(config=msgspec.structs.replace(FAST, inbound_duplicate=1.0))
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    for i in range(5):
+        await stack.sim.send("+5511977776666", stack.number, f"dup {i}")
+
+    async def settled() -> bool:
+        state = await stack.sim.number(stack.number)
+        return state.pending == 0 and state.delivered >= 10 and await _message_count(stack) == 5
+
+    await eventually(settled, what="5 messages delivered twice each, stored once")
+    await asyncio.sleep(0.3)
+    assert await _message_count(stack) == 5
+
+
+async def test_logged_out_is_not_restarted(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    stack = await stack_factory()
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    connects = (await stack.sim.number(stack.number)).connects
+    await stack.sim.fault(stack.number, "logged_out")
+    await eventually(lambda: _is(stack, "LOGGED_OUT"), what="LOGGED_OUT")
+    await asyncio.sleep(1.0)
+    assert (await stack.sim.number(stack.number)).connects == connects  # no reconnection attempt
+    assert stack.tenant.id not in {s.tenant_id for s in await desired_sessions()}
+    async with tenant_context(stack.tenant.slug) as session:
+        assert await session.conn.fetchval("SELECT credentials FROM connections") is None
+
+
+async def test_replaced_is_quarantined(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    stack = await stack_factory()
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    await stack.sim.fault(stack.number, "replaced")
+    await eventually(lambda: _is(stack, "QUARANTINED"), what="QUARANTINED")
+    connects = (await stack.sim.number(stack.number)).connects
+    await asyncio.sleep(1.0)
+    assert (await stack.sim.number(stack.number)).connects == connects
+
+
+async def test_network_loss_restarts_and_resumes_without_qr(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    stack = await stack_factory()
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    await stack.sim.fault(stack.number, "network")
+    await eventually(lambda: _reconnected(stack, 2), what="a second connection")
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    await stack.sim.send("+5511966665555", stack.number, "after the blip")
+    await eventually(lambda: _count_is(stack, 1), what="the message after reconnecting")
+
+
+async def _reconnected(stack: Stack, at_least: int) -> bool:
+    return (await stack.sim.number(stack.number)).connects >= at_least + 1  # +1: the restart after pairing
+
+
+async def _count_is(stack: Stack, n: int) -> bool:
+    return await _message_count(stack) == n
+
+
+async def test_crash_loop_gives_up_after_the_intensity_limit(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    policy = RestartPolicy(max_restarts=3, within_s=60, backoff_min_s=0.05, backoff_max_s=0.2)
+    stack = await stack_factory(policy=policy)
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    await stack.sim.fault(stack.number, "refuse", seconds=60)
+    await stack.sim.fault(stack.number, "network")
+    await eventually(lambda: _is(stack, "GAVE_UP"), what="GAVE_UP")
+    runner = next(iter(stack.host.runners.values()))
+    assert runner.restarts == 3
+    assert stack.tenant.id not in {s.tenant_id for s in await desired_sessions()}
