@@ -117,7 +117,11 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def settings(database: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
     return Settings(
-        env="test", database_url=database, redis_url=redis_url, redis_prefix=redis_prefix, data_dir=tmp_path,
+        env="test",
+        database_url=database,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        data_dir=tmp_path,
         secret_key="test-secret-key-" + "x" * 32,
     )
 

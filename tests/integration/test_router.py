@@ -84,7 +84,9 @@ async def test_inbound_to_tickets_reply_and_acks(
 ) -> None:
     tenant = await make_tenant("router")
     async with tenant_context(tenant.slug) as session:
-        connection = await create_connection(session, name="Main", provider="simulator", business_number="+5511900000001")
+        connection = await create_connection(
+            session, name="Main", provider="simulator", business_number="+5511900000001"
+        )
     worker = RouterWorker(redis, keys)
     phones = ["5511988880001", "5511988880002"]
     events = [_inbound(tenant, connection.id, p, n, f"msg {n} from {p}") for p in phones for n in range(3)]
@@ -120,7 +122,9 @@ async def test_inbound_to_tickets_reply_and_acks(
         # An ack that overtakes the send result, the result itself, then a late, older ack.
         await append_events(redis, keys, [_status(tenant, connection.id, chat, "DELIVERED", pid="3EB0AAA")])
         await _drain(worker)
-        await append_events(redis, keys, [_status(tenant, connection.id, chat, "SENT", pid="3EB0AAA", client_id=reply["id"])])
+        await append_events(
+            redis, keys, [_status(tenant, connection.id, chat, "SENT", pid="3EB0AAA", client_id=reply["id"])]
+        )
         await _drain(worker)
         await append_events(redis, keys, [_status(tenant, connection.id, chat, "READ", pid="3EB0AAA"),
                                           _status(tenant, connection.id, chat, "SENT", pid="3EB0AAA")])  # fmt: skip
@@ -143,7 +147,9 @@ async def test_router_killed_between_commit_and_xack_stores_nothing_twice(
 ) -> None:
     tenant = await make_tenant("crash")
     async with tenant_context(tenant.slug) as session:
-        connection = await create_connection(session, name="Main", provider="simulator", business_number="+5511900000002")
+        connection = await create_connection(
+            session, name="Main", provider="simulator", business_number="+5511900000002"
+        )
     await append_events(redis, keys, [_inbound(tenant, connection.id, "5511977770001", n, f"m{n}") for n in range(5)])
 
     doomed = RouterWorker(redis, keys)
@@ -173,7 +179,9 @@ async def test_poison_event_goes_to_dead_letter_and_the_rest_flows(
 ) -> None:
     tenant = await make_tenant("poison")
     async with tenant_context(tenant.slug) as session:
-        connection = await create_connection(session, name="Main", provider="simulator", business_number="+5511900000003")
+        connection = await create_connection(
+            session, name="Main", provider="simulator", business_number="+5511900000003"
+        )
     good = _inbound(tenant, connection.id, "5511966660001", 1, "fine")
     bad = _inbound(tenant, connection.id + 999, "5511966660001", 2, "unknown connection -> FK violation")
     await append_events(redis, keys, [good, bad])
@@ -192,7 +200,9 @@ async def test_inbox_websocket_receives_events_and_replays_missed_ones(
 ) -> None:
     tenant = await make_tenant("live")
     async with tenant_context(tenant.slug) as session:
-        connection = await create_connection(session, name="Main", provider="simulator", business_number="+5511900000004")
+        connection = await create_connection(
+            session, name="Main", provider="simulator", business_number="+5511900000004"
+        )
     worker = RouterWorker(redis, keys)
     async with live_server(create_app(app_settings)) as base, httpx.AsyncClient(base_url=base) as client:
         auth = await _login(client, tenant)
