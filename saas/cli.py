@@ -175,6 +175,15 @@ def _set_status(status: str) -> Callable[[argparse.Namespace, Settings], int]:
     return command
 
 
+def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.ingest import run_ingest_bench
+
+    result = run_ingest_bench(settings, tenants=args.tenants, messages=args.messages, phones=args.phones,
+                              shards=args.shards, rate=args.rate)  # fmt: skip
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_bench_tenants(args: argparse.Namespace, settings: Settings) -> int:
     from bench.tenants import run_bench
 
@@ -219,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     verb("supervisor", "Run the Ray supervisor of every WhatsApp session (local Ray on 127.0.0.1, or RAY_ADDRESS).",
          cmd_supervisor)  # fmt: skip
 
+    from supervisor.simulator.cli import add_simulator_verbs
+
+    add_simulator_verbs(verbs, epilog=_env_help())
+
     migrate = verb("migrate", "Migrate the public schema, then every tenant schema (resumable, parallel).",
                    cmd_migrate)  # fmt: skip
     migrate.add_argument("--concurrency", type=int, help="tenant schemas migrated at once (default 8)")
@@ -246,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--tenants", type=int, default=1000, help="tenants to provision (default 1000)")
     bt.add_argument("--concurrency", type=int, default=8, help="migration concurrency (default 8)")
     bt.add_argument("--json", action="store_true", help="print one line of JSON")
+    bi = verb("ingest", "Inbound messages end to end (simulator -> session -> streams -> router -> PostgreSQL) "
+              "and the raw insert ceiling, in a scratch database.", cmd_bench_ingest, bench_verbs)  # fmt: skip
+    bi.add_argument("--tenants", type=int, default=4, help="tenants, one simulated number each (default 4)")
+    bi.add_argument("--messages", type=int, default=50_000, help="inbound messages in all (default 50000)")
+    bi.add_argument("--phones", type=int, default=50, help="customer phones per tenant (default 50)")
+    bi.add_argument("--shards", type=int, default=4, help="inbound stream shards (default 4)")
+    bi.add_argument("--rate", type=float, default=5000.0,
+                    help="offered load (msg/s, all tenants) of the latency phase (default 5000)")  # fmt: skip
+    bi.add_argument("--json", action="store_true", help="print one line of JSON")
     return parser
 
 
@@ -260,12 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {k: v for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
                      if v is not None}  # fmt: skip
         environ = dict(os.environ)
+        if args.verb == "bench":  # a benchmark prints its JSON; progress chatter would drown it
+            environ.setdefault("ATENDE_LOG_LEVEL", "WARNING")
         if args.verb == "dev":  # dev defaults, unless the environment says otherwise
             environ.setdefault("ATENDE_ENV", "dev")
             environ.setdefault("ATENDE_LOG_FORMAT", "console")
         settings = Settings.from_env(environ, **overrides)
         configure_logging(settings.log_level, settings.log_format)
-        code: int = args.handler(args, settings)
+        if getattr(args, "simulator_handler", None) is not None:
+            code: int = args.simulator_handler(args, settings.simulator_url)
+        else:
+            code = args.handler(args, settings)
     except SettingsError as exc:
         print(f"atende: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,8 @@ def atende(*args: str, env: dict[str, str] | None = None, stdin: str | None = No
 @pytest.mark.parametrize(
     "verb",
     [[], ["serve"], ["dev"], ["migrate"], ["tenants"], ["tenants", "create"], ["tenants", "list"],
-     ["tenants", "suspend"], ["tenants", "resume"], ["bench"], ["bench", "tenants"]],
+     ["tenants", "suspend"], ["tenants", "resume"], ["bench"], ["bench", "tenants"], ["worker"], ["supervisor"],
+     ["simulator"], ["sim", "send"], ["sim", "inbox"]],
 )  # fmt: skip
 def test_every_verb_has_help(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
