@@ -45,8 +45,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-async def _wait(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait(check: Any, within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
     while not await check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"benchmark timed out waiting for {what}")
@@ -132,7 +132,7 @@ async def _phase(sim: SimulatorClient, redis: Redis, keys: StreamKeys, numbers: 
     for tenant_id, number in numbers.items():
         await sim.bulk(number, phones=phones, messages=per_tenant // phones,
                        rate=rate / len(numbers) if rate else None,
-                       first_phone=f"+5521{tag == 'a' and 7 or 8}{tenant_id:03d}000000")  # fmt: skip
+                       first_phone=f"+5521{(tag == 'a' and 7) or 8}{tenant_id:03d}000000")  # fmt: skip
     latencies: list[float] = []
     last_ms = started_ms
     deadline = time.monotonic() + 600

@@ -1,4 +1,5 @@
-"""The application factory: the one place that assembles the Litestar app (and mounts the UI)."""
+"""The application factory: the one place that assembles the Litestar app, and the one place in ``saas`` that
+imports ``ui`` (to mount its pages)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from saas.observability import RequestObserver, init_sentry
 from saas.runtime import Runtime
 from saas.settings import Settings
 from saas.tickets.controllers import TicketController
+from ui.pages import template_config, ui_route_handlers
 
 __all__ = ["create_app"]
 
@@ -28,7 +30,8 @@ def create_app(settings: Settings) -> Litestar:
     init_sentry(settings)
 
     app = Litestar(
-        route_handlers=[HealthController, AuthController, TicketController, events_socket],
+        route_handlers=[HealthController, AuthController, TicketController, events_socket, *ui_route_handlers()],
+        template_config=template_config(),
         dependencies={
             "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
             "caller": Provide(provide_caller),

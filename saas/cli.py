@@ -184,6 +184,14 @@ def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.sessions import run_sessions_bench
+
+    result = run_sessions_bench(settings, sessions=args.sessions, per_host=args.per_host, tenants=args.tenants)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_bench_tenants(args: argparse.Namespace, settings: Settings) -> int:
     from bench.tenants import run_bench
 
@@ -268,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--rate", type=float, default=5000.0,
                     help="offered load (msg/s, all tenants) of the latency phase (default 5000)")  # fmt: skip
     bi.add_argument("--json", action="store_true", help="print one line of JSON")
+    bs = verb("sessions", "Simulated sessions on Ray hosts: memory per session and recovery after a host is killed.",
+              cmd_bench_sessions, bench_verbs)  # fmt: skip
+    bs.add_argument("--sessions", type=int, default=1000, help="simulated WhatsApp sessions (default 1000)")
+    bs.add_argument("--per-host", type=int, default=250, help="sessions per session host (default 250)")
+    bs.add_argument("--tenants", type=int, default=10, help="tenants the sessions belong to (default 10)")
+    bs.add_argument("--json", action="store_true", help="print one line of JSON")
     return parser
 
 

@@ -31,9 +31,9 @@ from supervisor.policy import Action, DisconnectReason, RestartPolicy, SessionHi
 from supervisor.realtime import RealtimeEvent, publish
 from supervisor.registry import (
     TERMINAL_STATES,
+    ConnectionDetails,
     SessionSpec,
-    acquire_lease,
-    load_connection,
+    claim_session,
     record_state,
     release_lease,
     renew_lease,
@@ -70,7 +70,7 @@ class HostConfig:
     lease_ttl_s: float = 15.0
     send_rate_per_s: float = 20.0
     send_burst: int = 20
-    db_pool_size: int = 5
+    db_pool_size: int = 10
 
 
 class TokenBucket:
@@ -161,21 +161,19 @@ class SessionRunner:
         policy = self.host.config.policy
         while not self.stopping:
             try:
-                token, state = await acquire_lease(
-                    self.spec.registry_id, self.host.config.name, self.host.config.lease_ttl_s
-                )
+                claim = await claim_session(self.spec, self.host.config.name, self.host.config.lease_ttl_s)
             except Exception:
                 logger.exception("lease of session %s failed", self.spec.registry_id)
                 await asyncio.sleep(1.0)
                 continue
-            if token is None:
-                if state is None or state in TERMINAL_STATES:
-                    return  # parked (or deleted): nothing to run
+            if claim.token is None or claim.connection is None:
+                if claim.state is None or claim.state in TERMINAL_STATES or claim.connection is None:
+                    return  # parked, deleted or its tenant suspended: nothing to run
                 await asyncio.sleep(self.host.config.lease_ttl_s / 3)  # another host holds it: wait for expiry
                 continue
-            self.token = token
+            token = self.token = claim.token
             started = time.monotonic()
-            reason, ban_until, connected_at = await self._connect_once()
+            reason, ban_until, connected_at = await self._connect_once(claim.connection)
             if self.stop_requested():
                 reason = DisconnectReason.STOPPED
             now = time.monotonic()
@@ -200,13 +198,12 @@ class SessionRunner:
                         reason, time.monotonic() - started)  # fmt: skip
             await asyncio.sleep(decision.delay_s)
 
-    async def _connect_once(self) -> tuple[DisconnectReason, float | None, float | None]:
+    async def _connect_once(self, details: ConnectionDetails) -> tuple[DisconnectReason, float | None, float | None]:
         """One connection, start to end; returns (why it ended, monotonic ban expiry, when it connected)."""
         connected_at: float | None = None
         sender: asyncio.Task[None] | None = None
         renewer = asyncio.create_task(self._renew_lease())
         try:
-            details = await load_connection(self.spec)
             config = DriverConfig(
                 connection_id=self.spec.connection_id, tenant_id=self.spec.tenant_id,
                 business_number=details.business_number, provider=self.spec.provider,
@@ -226,7 +223,8 @@ class SessionRunner:
                         return reason_from(event.reason), ban_until, connected_at
                     await self._set_state(event.state, qr=event.qr, qr_expires_at=event.qr_expires_at,
                                           credentials=event.credentials)  # fmt: skip
-                    if event.state is SessionState.CONNECTED and sender is None:
+                    # "paired" is the connection that the provider is about to replace (restart required).
+                    if event.state is SessionState.CONNECTED and sender is None and event.code != "paired":
                         connected_at = time.monotonic()
                         self.connected.set()
                         await self._claim_outbound()

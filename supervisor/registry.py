@@ -18,8 +18,10 @@ from tenants.db import pool
 from tenants.errors import TenantNotFound, TenantSuspended
 
 __all__ = [
+    "Claim",
     "SessionSpec",
     "acquire_lease",
+    "claim_session",
     "desired_sessions",
     "load_connection",
     "record_state",
@@ -96,6 +98,47 @@ async def acquire_lease(registry_id: int, owner: str, ttl_s: float) -> tuple[int
     return row["token"], row["state"]
 
 
+class Claim(msgspec.Struct, frozen=True, kw_only=True):
+    token: int | None
+    state: str | None
+    connection: ConnectionDetails | None
+
+
+async def claim_session(spec: SessionSpec, owner: str, ttl_s: float) -> Claim:
+    """:func:`acquire_lease` and :func:`load_connection` in one tenant transaction (one round trip for both).
+
+    A suspended or deleted tenant yields no token, like a parked session.
+    """
+    try:
+        async with tenant_context(tenant_id=spec.tenant_id) as session:
+            row = await session.conn.fetchrow(
+                """
+                WITH taken AS (
+                    UPDATE public.session_registry
+                    SET lease_owner = $2, lease_token = lease_token + 1,
+                        lease_expires_at = now() + make_interval(secs => $3)
+                    WHERE id = $1 AND (lease_owner = $2
+                                       OR ((lease_owner IS NULL OR lease_expires_at < now())
+                                           AND state <> ALL($4::text[])))
+                    RETURNING lease_token
+                )
+                SELECT (SELECT lease_token FROM taken) AS token, r.state, c.business_number, c.endpoint, c.credentials
+                FROM public.session_registry r LEFT JOIN connections c ON c.id = $5
+                WHERE r.id = $1
+                """,
+                spec.registry_id, owner, ttl_s, list(TERMINAL_STATES), spec.connection_id,
+            )  # fmt: skip
+    except (TenantNotFound, TenantSuspended):
+        return Claim(token=None, state=None, connection=None)
+    if row is None:
+        return Claim(token=None, state=None, connection=None)
+    details = None
+    if row["business_number"] is not None:
+        details = ConnectionDetails(business_number=row["business_number"], endpoint=row["endpoint"],
+                                    credentials=row["credentials"])  # fmt: skip
+    return Claim(token=row["token"], state=row["state"], connection=details)
+
+
 async def renew_lease(registry_id: int, owner: str, token: int, ttl_s: float) -> bool:
     status = await pool().execute(
         "UPDATE public.session_registry SET lease_expires_at = now() + make_interval(secs => $4)"
@@ -134,24 +177,26 @@ async def record_state(
     qr_expires_at: datetime | None = None,
     credentials: bytes | None = None,
 ) -> bool:
-    """Persist a state change if ``token`` is still the current lease; False if we were fenced off."""
-    status = await pool().execute(
-        "UPDATE public.session_registry SET state = $3, updated_at = now() WHERE id = $1 AND lease_token = $2",
-        spec.registry_id, token, state.value,
-    )  # fmt: skip
-    if not status.endswith(" 1"):
-        return False
+    """Persist a state change if ``token`` is still the current lease; False if we were fenced off.
+
+    One statement in one tenant transaction: the fenced registry update gates the tenant row's update.
+    """
     try:
         async with tenant_context(tenant_id=spec.tenant_id) as session:
-            await session.conn.execute(
+            changed = await session.conn.fetchval(
                 """
-                UPDATE connections SET state = $2, state_reason = $3, qr = $4, qr_expires_at = $5,
-                       credentials = CASE WHEN $7 THEN NULL ELSE coalesce($6, credentials) END, updated_at = now()
-                WHERE id = $1
+                WITH fenced AS (
+                    UPDATE public.session_registry SET state = $3, updated_at = now()
+                    WHERE id = $1 AND lease_token = $2 RETURNING id
+                )
+                UPDATE connections SET state = $3, state_reason = $5, qr = $6, qr_expires_at = $7,
+                       credentials = CASE WHEN $9 THEN NULL ELSE coalesce($8, credentials) END, updated_at = now()
+                WHERE id = $4 AND EXISTS (SELECT 1 FROM fenced)
+                RETURNING true
                 """,
-                spec.connection_id, state.value, reason, qr, qr_expires_at, credentials,
+                spec.registry_id, token, state.value, spec.connection_id, reason, qr, qr_expires_at, credentials,
                 state is SessionState.LOGGED_OUT,
             )  # fmt: skip
     except (TenantNotFound, TenantSuspended):
         return False
-    return True
+    return bool(changed)

@@ -204,3 +204,9 @@ async def live_server(app: ASGIApp) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def xrange(redis: Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """``XRANGE key - +`` with the types a test wants (redis-py's stubs are wider)."""
+    entries: Any = await redis.xrange(key)
+    return list(entries)

@@ -312,7 +312,8 @@ class _Garbage(_Frame, tag="garbage"):
     junk: str = "\x00"
 
 
-ServerFrame = Qr | PairCode | Paired | Connected | Events | SendOk | Error | Disconnect | _Garbage
+ServerFrame = Qr | PairCode | Paired | Connected | Events | SendOk | Error | Disconnect
+_Outgoing = ServerFrame | _Garbage
 
 
 # -- control API schemas --------------------------------------------------------------------------------------
@@ -390,7 +391,11 @@ class GroupView(msgspec.Struct, kw_only=True):
 
 
 class BulkRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``phones`` phones send ``messages`` messages each to ``to``, round-robin, at ``rate`` msg/s (or at once)."""
+    """``phones`` phones send ``messages`` messages each to ``to``, round-robin, at ``rate`` msg/s overall.
+
+    Without ``rate`` messages come as fast as the number takes them: the backlog is kept topped up to
+    ``max(4 * window, bulk_chunk)`` events, so a huge job does not sit in memory all at once.
+    """
 
     to: str
     phones: int
@@ -444,7 +449,7 @@ class Connection:
         self.id = conn_id
         self.number = number
         self.state: Literal["pairing", "live", "closing", "closed"] = "pairing"
-        self.frames: list[ServerFrame] = []
+        self.frames: list[_Outgoing] = []
         self.inflight: set[str] = set()
         self.notify: Callable[[], None] = _nothing
         self.abort = False  # close without a goodbye frame (network loss)
@@ -557,9 +562,9 @@ class _Credentials(msgspec.Struct, frozen=True):
 class Drained(NamedTuple):
     """What the server must write to a connection now, and whether to close it afterwards."""
 
-    frames: list[ServerFrame]
+    frames: list[_Outgoing]
     close: bool
-    abort: bool  # close without the goodbye handshake's meaning: the network "dropped"
+    abort: bool  # no goodbye frame: to the client the network "dropped"
 
 
 _IDEMPOTENCY_LIMIT = 50_000
@@ -629,6 +634,10 @@ class Network:
 
     # -- time and ids ---------------------------------------------------------------------------------------------
 
+    def now(self) -> float:
+        """The network's monotonic clock (what :meth:`next_due` is measured in)."""
+        return self._clock()
+
     def _ms(self) -> int:
         return int(self._wall() * 1000)
 
@@ -642,7 +651,10 @@ class Network:
         now = self._clock()
         for job in self._jobs.values():
             if job.produced < job.total:
-                at = now if job.rate is None else job.started + job.produced / job.rate
+                if job.rate is None:
+                    at = now if self._bulk_room(job) > 0 else now + _BULK_TICK_S  # throttled: poll
+                else:
+                    at = job.started + job.produced / job.rate
                 if at > now:  # ahead of schedule: wake at most every _BULK_TICK_S
                     at = max(at, now + _BULK_TICK_S)
                 due = at if due is None else min(due, at)
@@ -715,11 +727,12 @@ class Network:
 
     def receive(self, conn: Connection, frame: ClientFrame) -> None:
         """A frame from a connected client (after its hello)."""
+        if isinstance(frame, Ack):  # even while closing: what the client stored must not come back
+            self.ack(conn, frame.ids)
+            return
         if conn.closing:
             return
-        if isinstance(frame, Ack):
-            self.ack(conn, frame.ids)
-        elif isinstance(frame, Send):
+        if isinstance(frame, Send):
             self._push(conn, self._answer_send(conn, frame))
         elif isinstance(frame, Read):
             conn.number.reads += len(frame.ids)
@@ -785,7 +798,7 @@ class Network:
         if window_was_full and len(conn.inflight) < self.config.window and num.to_send:
             conn.notify()
 
-    def _push(self, conn: Connection, frame: ServerFrame) -> None:
+    def _push(self, conn: Connection, frame: _Outgoing) -> None:
         if not conn.closing:
             conn.frames.append(frame)
             conn.notify()
@@ -1136,10 +1149,18 @@ class Network:
         return BulkJob(id=job.view_id, to=job.number.number, phones=job.phones, messages=job.messages,
                        total=job.total, produced=job.produced, rate=job.rate, done=job.produced >= job.total)  # fmt: skip
 
+    def _bulk_room(self, job: _Job) -> int:
+        """An unpaced job only keeps the backlog topped up: memory stays bounded however big the job is."""
+        cap = max(4 * self.config.window, self.config.bulk_chunk)
+        return max(0, cap - len(job.number.unacked))
+
     def _advance_job(self, job: _Job, now: float) -> None:
         if job.produced >= job.total:
             return
-        target = job.total if job.rate is None else min(job.total, int((now - job.started) * job.rate) + 1)
+        if job.rate is None:
+            target = min(job.total, job.produced + self._bulk_room(job))
+        else:
+            target = min(job.total, int((now - job.started) * job.rate) + 1)
         end = min(target, job.produced + self.config.bulk_chunk)
         if end <= job.produced:
             return

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from supervisor.streams import StreamKeys, append_events
 from supervisor.wire import Envelope, InboundMessage, MessageStatus, decode_outbound, utcnow
 from tenants.context import tenant_context
 from tenants.provisioning import TenantInfo
-from tests.conftest import app_client, live_server
+from tests.conftest import app_client, live_server, xrange
 
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 PASSWORD = "correct horse"
@@ -112,7 +113,7 @@ async def test_inbound_to_tickets_reply_and_acks(
                                   json={"text": "Olá! Como posso ajudar?", "client_id": client_id})  # fmt: skip
         assert again.json()["id"] == reply["id"]  # idempotent
 
-        outbound = await redis.xrange(keys.outbound(tenant.id, connection.id))
+        outbound = await xrange(redis, keys.outbound(tenant.id, connection.id))
         assert len(outbound) == 1
         command = decode_outbound(outbound[0][1][b"e"])
         assert (command.message_id, command.chat_id, command.text) == (reply["id"], ticket["contact"]["wa_id"],
@@ -190,7 +191,7 @@ async def test_poison_event_goes_to_dead_letter_and_the_rest_flows(
         await _drain(worker)
     async with tenant_context(tenant.slug) as session:
         assert await session.conn.fetchval("SELECT body FROM messages") == "fine"
-    dead = [e for s in range(keys.shards) for e in await redis.xrange(keys.dead_letter(s))]
+    dead = [e for s in range(keys.shards) for e in await xrange(redis, keys.dead_letter(s))]
     assert len(dead) == 1
     assert b"ForeignKeyViolation" in dead[0][1][b"error"]
 
@@ -211,7 +212,7 @@ async def test_inbox_websocket_receives_events_and_replays_missed_ones(
         async with websockets.connect(f"{ws_url}?ticket={ticket}") as socket:
             await append_events(redis, keys, [_inbound(tenant, connection.id, "5511955550001", 1, "live one")])
             await _drain(worker)
-            seen = []
+            seen: list[dict[str, Any]] = []
             while not any(e["type"] == "message.created" for e in seen):
                 seen.append(json.loads(await asyncio.wait_for(socket.recv(), 10)))
             created = next(e for e in seen if e["type"] == "message.created")

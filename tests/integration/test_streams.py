@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from supervisor.streams import StreamConsumer, StreamKeys, append_events
 from supervisor.wire import Envelope, InboundMessage, decode_event, utcnow
+from tests.conftest import xrange
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ async def test_one_chat_stays_on_one_shard_in_order(redis: Redis, keys: StreamKe
     lengths = [await redis.xlen(k) for k in keys.all_inbound()]
     assert sorted(lengths) == [0, 0, 20]
     key = keys.all_inbound()[lengths.index(20)]
-    texts = [decode_event(f[b"e"]).event.text for _, f in await redis.xrange(key)]  # type: ignore[union-attr]
+    texts = [getattr(decode_event(f[b"e"]).event, "text", None) for _, f in await xrange(redis, key)]
     assert texts == [f"hello {i}" for i in range(20)]
 
 
@@ -83,7 +84,7 @@ async def test_poison_entry_is_dead_lettered_after_max_failures(redis: Redis, ke
     assert not await consumer.fail(entry, "boom 1")
     assert not await consumer.fail(entry, "boom 2")
     assert await consumer.fail(entry, "boom 3")
-    dead = await redis.xrange(keys.dead_letter(2))
+    dead = await xrange(redis, keys.dead_letter(2))
     assert dead[0][1][b"e"] == b"poison"
     assert dead[0][1][b"error"] == b"boom 3"
     assert (await redis.xpending(key, "router"))["pending"] == 0
@@ -101,10 +102,10 @@ async def test_trim_never_drops_pending_or_undelivered_entries(redis: Redis, key
     seen = await audit.read(count=10, block_ms=None)
     await audit.ack([i for i, _ in seen])  # audit consumed everything
     assert await router.trim() == 2  # only 0 and 1: 2 is the oldest pending
-    remaining = [i for i, _ in await redis.xrange(key)]
+    remaining = [i for i, _ in await xrange(redis, key)]
     assert remaining == ids[2:]
     await router.ack([got[2][0], got[4][0], got[5][0]])
     await router.trim()
-    remaining = [i for i, _ in await redis.xrange(key)]
+    remaining = [i for i, _ in await xrange(redis, key)]
     assert remaining == ids[6:]  # 6..9 were never delivered to router
     await redis.delete(key)

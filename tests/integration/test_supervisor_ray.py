@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import msgspec
 import pytest
 import ray
 from redis.asyncio import Redis
@@ -40,8 +39,8 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
 
 
-async def _wait(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait(check: Callable[[], Awaitable[Any]], within_s: float, what: str) -> Any:
+    deadline = time.monotonic() + within_s
     while True:
         value = await check()
         if value:
@@ -85,7 +84,7 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
                 return [r["state"] for r in rows]
 
             await _wait(lambda: _all(states, "CONNECTED"), 60, "every session CONNECTED")
-            host = ray.get_actor("atende-host-0", namespace=NAMESPACE)
+            host: Any = ray.get_actor("atende-host-0", namespace=NAMESPACE)
             old_pid = await host.pid.remote()
 
             jobs = [await sim.bulk(number, phones=5, messages=20, rate=200.0, first_phone=f"+55217{i}0000000")
