@@ -186,7 +186,7 @@ def _start_children(settings: Settings) -> list[subprocess.Popen[bytes]]:
 def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
     for child in children:
         if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signal.SIGINT)  # every verb stops cleanly on it (Ray's SIGTERM handler is noisy)
     deadline = time.monotonic() + 30
     for child in children:
         try:

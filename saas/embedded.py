@@ -29,7 +29,9 @@ __all__ = ["embedded_postgres", "embedded_redis", "postgres_server", "redis_serv
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path, database: str = "atende", *, delete: bool = False) -> Iterator[str]:
     """Start (or reuse) a PostgreSQL cluster in ``data_dir``; yields a DSN for ``database`` (created if missing)."""
-    from pgserver.postgres_server import get_server  # optional dependency: the `embedded` extra
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: "XDG_RUNTIME_DIR is not set"
+        from pgserver.postgres_server import get_server  # optional dependency: the `embedded` extra
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command it runs at INFO
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -85,5 +85,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    # The request observer writes one line per request; uvicorn's access log would double it.
+    # The request observer writes one line per request; uvicorn's access log would double it, and httpx logs
+    # every request our clients make (the simulator CLI, health probes) at INFO.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

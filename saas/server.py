@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import uvicorn
 
 from saas.app import create_app
 from saas.settings import Settings
 
 __all__ = ["serve"]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that shuts down gracefully on SIGINT/SIGTERM and then simply returns.
+
+    (Stock uvicorn re-raises the signal after shutting down, which turns a clean Ctrl-C into a traceback.)
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._stop)
+                installed.append(sig)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _stop(self) -> None:
+        self.should_exit = True
 
 
 async def serve(settings: Settings) -> None:
@@ -22,7 +51,7 @@ async def serve(settings: Settings) -> None:
         proxy_headers=False,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     await server.serve()
     if not server.started:
         raise SystemExit(1)
