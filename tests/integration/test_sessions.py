@@ -252,3 +252,34 @@ async def test_crash_loop_gives_up_after_the_intensity_limit(stack_factory: Call
     runner = next(iter(stack.host.runners.values()))
     assert runner.restarts == 3
     assert stack.tenant.id not in {s.tenant_id for s in await desired_sessions()}
+
+
+async def test_one_live_connection_per_session_across_hosts(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
+    stack = await stack_factory()
+    await eventually(lambda: _is(stack, "CONNECTED"))
+    spec = await stack.spec()
+    assert stack.settings.database_url is not None
+    rival = SessionHostCore(HostConfig(name="rival-host", database_url=stack.settings.database_url,
+                                       redis_url=stack.host.config.redis_url, redis_prefix=stack.keys.prefix,
+                                       stream_shards=stack.keys.shards, simulator_url=stack.settings.simulator_url,
+                                       lease_ttl_s=5.0))  # fmt: skip
+    try:
+        await rival.ensure([spec])  # a second host told to run the same session (e.g. a stale placement)
+        await asyncio.sleep(1.5)
+        assert [r["state"] for r in rival.status()] == ["STOPPED"]  # it waits for the lease, never connects
+        number = await stack.sim.number(stack.number)
+        assert number.connected
+        owner = await pool().fetchrow("SELECT lease_owner, lease_token FROM public.session_registry WHERE id = $1",
+                                      spec.registry_id)  # fmt: skip
+        assert owner is not None and owner["lease_owner"] == stack.host.config.name
+        await stack.sim.send("+5511955554444", stack.number, "still one connection")
+        await eventually(lambda: _count_is(stack, 1), what="the message through the lease holder")
+
+        # A zombie holding an old fencing token can no longer write the session's state.
+        from supervisor.registry import record_state
+        from supervisor.wire import SessionState
+
+        assert not await record_state(spec, owner["lease_token"] - 1, SessionState.STOPPED)
+        assert await stack.state() == "CONNECTED"
+    finally:
+        await rival.shutdown()

@@ -84,6 +84,7 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
                 return [r["state"] for r in rows]
 
             await _wait(lambda: _all(states, "CONNECTED"), 60, "every session CONNECTED")
+            await sim.configure(auto_pair=False)  # from now on a session that needs a QR would stay unpaired
             host: Any = ray.get_actor("atende-host-0", namespace=NAMESPACE)
             old_pid = await host.pid.remote()
 
@@ -108,6 +109,8 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
                 assert await session.conn.fetchval("SELECT count(*) FROM messages") == total
                 assert await session.conn.fetchval("SELECT count(DISTINCT provider_message_id) FROM messages") == total
             assert recovered_s < 30
+            for number in numbers:  # resumed from stored credentials: nobody asked for a QR
+                assert not (await sim.number(number)).pairing
         finally:
             stop.set()
             await router
