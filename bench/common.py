@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from redis.asyncio import Redis
 
-__all__ = ["free_port", "scratch_database", "scratch_redis_prefix", "spawn", "stop"]
+__all__ = ["free_port", "scratch_database", "scratch_redis_prefix", "spawn", "stop", "wait_until"]
 
 
 def free_port() -> int:
@@ -67,3 +70,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], within_s: float, what: str) -> Any:
+    """Poll ``check`` until it returns something truthy; a benchmark that cannot finish says what it missed."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"benchmark timed out waiting for {what}")
+        await asyncio.sleep(0.1)

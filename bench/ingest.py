@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop
+from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop, wait_until
 from saas.connections.service import create_connection
 from saas.embedded import postgres_server, redis_server
 from saas.settings import Settings
@@ -43,14 +43,6 @@ _decoder = msgspec.json.Decoder()
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-async def _wait(check: Any, within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"benchmark timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def _measure(database_url: str, redis_url: str, prefix: str, *, tenants: int, messages: int, phones: int,
@@ -79,13 +71,13 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, tenants: i
         host = SessionHostCore(HostConfig(name="bench-host", database_url=database_url, redis_url=redis_url,
                                           redis_prefix=prefix, stream_shards=shards, simulator_url=sim_url))  # fmt: skip
         async with SimulatorClient(sim_url) as sim:
-            await _wait(sim.health, 30, "the simulator")
+            await wait_until(sim.health, 30, "the simulator")
             await host.ensure(await desired_sessions())
 
             async def connected() -> bool:
                 return all(r["state"] == "CONNECTED" for r in host.status()) and len(host.status()) == tenants
 
-            await _wait(connected, 60, "every session CONNECTED")
+            await wait_until(connected, 60, "every session CONNECTED")
             per_tenant = messages // tenants
             total = tenants * phones * (per_tenant // phones)
             # Phase 1, latency: the load offered at a steady `rate`, as real traffic arrives.

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import ray
 
-from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop
+from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop, wait_until
 from saas.connections.service import create_connection
 from saas.embedded import postgres_server, redis_server
 from saas.settings import Settings
@@ -38,17 +38,6 @@ __all__ = ["run_sessions_bench"]
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-async def _wait(check: Any, within_s: float, what: str) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"benchmark timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def _measure(database_url: str, redis_url: str, prefix: str, *, sessions: int, per_host: int,
@@ -71,7 +60,7 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, sessions: 
                                             business_number=f"+55119{made:08d}", endpoint=sim_url)  # fmt: skip
                     made += 1
         async with SimulatorClient(sim_url) as sim:
-            await _wait(sim.health, 30, "the simulator")
+            await wait_until(sim.health, 30, "the simulator")
         config = HostConfig(name="unused", database_url=database_url, redis_url=redis_url, redis_prefix=prefix,
                             simulator_url=sim_url, db_pool_size=10)  # fmt: skip
         supervisor = get_or_create_supervisor(config, per_host, 0.5)
@@ -82,7 +71,7 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, sessions: 
             count = await db.pool().fetchval("SELECT count(*) FROM public.session_registry WHERE state = 'CONNECTED'")
             return int(count) == sessions
 
-        await _wait(all_connected, 300, f"{sessions} sessions CONNECTED")
+        await wait_until(all_connected, 300, f"{sessions} sessions CONNECTED")
         connect_all_s = time.monotonic() - started
         await asyncio.sleep(2.0)  # let allocations settle
         names: list[str] = await supervisor.host_names.remote()
@@ -117,9 +106,9 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, sessions: 
                 return False
             return bool(pid != old_pid)
 
-        await _wait(host_back, 60, "the killed host to restart")
+        await wait_until(host_back, 60, "the killed host to restart")
         host_back_s = time.monotonic() - kill_clock
-        times = await _wait(recovered, 120, "the killed host's sessions CONNECTED again")
+        times = await wait_until(recovered, 120, "the killed host's sessions CONNECTED again")
         return {
             "sessions": sessions,
             "hosts": len(names),

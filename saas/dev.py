@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from saas.embedded import embedded_postgres, embedded_redis
@@ -30,31 +31,28 @@ DEMO_SLUG = "demo"
 DEMO_ADMIN = "admin@demo.local"
 
 
-def _secret_key(settings: Settings) -> str:
-    """The signing key of ``atende dev``: kept in the data directory so tokens survive a restart."""
-    if settings.secret_key:
-        return settings.secret_key
-    stored = settings.data_dir / "secret-key"
+def _kept(settings: Settings, configured: str | None, name: str, make: Callable[[], str]) -> str:
+    """A configured value, else one generated once and kept (mode 0600) in the data directory."""
+    if configured:
+        return configured
+    stored = settings.data_dir / name
     if stored.exists():
         return stored.read_text().strip()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
+    value = make()
     stored.touch(mode=0o600)
-    stored.write_text(key + "\n")
-    return key
+    stored.write_text(value + "\n")
+    return value
+
+
+def _secret_key(settings: Settings) -> str:
+    """The signing key of ``atende dev``: kept so that tokens survive a restart."""
+    return _kept(settings, settings.secret_key, "secret-key", lambda: secrets.token_urlsafe(48))
 
 
 def _demo_password(settings: Settings) -> str:
-    if settings.demo_password:
-        return settings.demo_password
-    stored = settings.data_dir / "demo-password"
-    if stored.exists():
-        return stored.read_text().strip()
-    password = secrets.token_urlsafe(12)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    stored.touch(mode=0o600)
-    stored.write_text(password + "\n")
-    return password
+    """``ATENDE_DEMO_PASSWORD``, else a generated one that every later run prints again."""
+    return _kept(settings, settings.demo_password, "demo-password", lambda: secrets.token_urlsafe(12))
 
 
 async def ensure_demo_tenant(password: str) -> bool:

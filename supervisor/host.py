@@ -221,10 +221,12 @@ class SessionRunner:
                         until = event.until
                         ban_until = (time.monotonic() + max(0.0, (until - utcnow()).total_seconds())) if until else None
                         return reason_from(event.reason), ban_until, connected_at
-                    await self._set_state(event.state, qr=event.qr, qr_expires_at=event.qr_expires_at,
-                                          credentials=event.credentials)  # fmt: skip
-                    # "paired" is the connection that the provider is about to replace (restart required).
-                    if event.state is SessionState.CONNECTED and sender is None and event.code != "paired":
+                    # "paired": keep the new credentials, but this connection is about to be replaced (restart
+                    # required), so it is not the usable CONNECTED one yet.
+                    paired = event.state is SessionState.CONNECTED and event.code == "paired"
+                    await self._set_state(SessionState.RECONNECTING if paired else event.state, qr=event.qr,
+                                          qr_expires_at=event.qr_expires_at, credentials=event.credentials)  # fmt: skip
+                    if event.state is SessionState.CONNECTED and sender is None and not paired:
                         connected_at = time.monotonic()
                         self.connected.set()
                         await self._claim_outbound()

@@ -20,10 +20,8 @@ from tenants.errors import TenantNotFound, TenantSuspended
 __all__ = [
     "Claim",
     "SessionSpec",
-    "acquire_lease",
     "claim_session",
     "desired_sessions",
-    "load_connection",
     "record_state",
     "release_lease",
     "renew_lease",
@@ -74,30 +72,6 @@ async def set_placement(placements: dict[int, str]) -> None:
 TERMINAL_STATES = ("LOGGED_OUT", "QUARANTINED", "GAVE_UP")
 
 
-async def acquire_lease(registry_id: int, owner: str, ttl_s: float) -> tuple[int | None, str | None]:
-    """Take the session's lease; returns (fencing token, state). The token is None if another live owner
-    holds the lease, or if the session is parked in a terminal state (then only a new pairing or an
-    operator's start brings it back) and we are not the owner continuing it."""
-    row = await pool().fetchrow(
-        """
-        WITH taken AS (
-            UPDATE public.session_registry
-            SET lease_owner = $2, lease_token = lease_token + 1,
-                lease_expires_at = now() + make_interval(secs => $3)
-            WHERE id = $1 AND (lease_owner = $2
-                               OR ((lease_owner IS NULL OR lease_expires_at < now())
-                                   AND state <> ALL($4::text[])))
-            RETURNING lease_token, state
-        )
-        SELECT (SELECT lease_token FROM taken) AS token, state FROM public.session_registry WHERE id = $1
-        """,
-        registry_id, owner, ttl_s, list(TERMINAL_STATES),
-    )  # fmt: skip
-    if row is None:
-        return None, None
-    return row["token"], row["state"]
-
-
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
     token: int | None
     state: str | None
@@ -105,9 +79,11 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def claim_session(spec: SessionSpec, owner: str, ttl_s: float) -> Claim:
-    """:func:`acquire_lease` and :func:`load_connection` in one tenant transaction (one round trip for both).
+    """Take the session's lease and load its connection, in one tenant transaction and one statement.
 
-    A suspended or deleted tenant yields no token, like a parked session.
+    The token is None if another live owner holds the lease, or if the session is parked in a terminal
+    state (only a new pairing or an operator's start brings it back) and we are not the owner continuing
+    it. A suspended or deleted tenant yields no token either. Every acquisition increments the token.
     """
     try:
         async with tenant_context(tenant_id=spec.tenant_id) as session:
@@ -154,17 +130,6 @@ async def release_lease(registry_id: int, owner: str, token: int) -> None:
         " WHERE id = $1 AND lease_owner = $2 AND lease_token = $3",
         registry_id, owner, token,
     )  # fmt: skip
-
-
-async def load_connection(spec: SessionSpec) -> ConnectionDetails:
-    async with tenant_context(tenant_id=spec.tenant_id) as session:
-        row = await session.conn.fetchrow(
-            "SELECT business_number, endpoint, credentials FROM connections WHERE id = $1", spec.connection_id
-        )
-    if row is None:
-        raise LookupError(f"connection {spec.connection_id} of tenant {spec.tenant_id} is gone")
-    return ConnectionDetails(business_number=row["business_number"], endpoint=row["endpoint"],
-                             credentials=row["credentials"])  # fmt: skip
 
 
 async def record_state(

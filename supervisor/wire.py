@@ -28,6 +28,7 @@ __all__ = [
     "SessionStatus",
     "StatusName",
     "WireEvent",
+    "bounded_raw",
     "decode_event",
     "decode_outbound",
     "encode",

@@ -210,3 +210,24 @@ async def xrange(redis: Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]
     """``XRANGE key - +`` with the types a test wants (redis-py's stubs are wider)."""
     entries: Any = await redis.xrange(key)
     return list(entries)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within_s: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy (returned), or fail saying what never happened."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

@@ -48,6 +48,8 @@ class MessageOut(msgspec.Struct, frozen=True, kw_only=True):
     user_id: int | None
     provider_message_id: str | None
     error_code: str | None
+    error_title: str | None
+    client_id: uuid.UUID | None
     occurred_at: datetime
     created_at: datetime
 

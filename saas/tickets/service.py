@@ -93,7 +93,7 @@ async def get_ticket(session: TenantSession, ticket_id: int) -> TicketOut:
 
 
 _MESSAGE_COLUMNS = """id, ticket_id, from_me, kind, body AS text, status, sender_name, user_id, provider_message_id,
-                      error_code, occurred_at, created_at"""
+                      error_code, error_title, client_id, occurred_at, created_at"""
 
 
 async def list_messages(session: TenantSession, ticket_id: int, *, limit: int, cursor: str | None) -> MessagePage:
@@ -168,4 +168,5 @@ async def queue_text(
 def _message_event(message: MessageOut) -> dict[str, Any]:
     return {"id": message.id, "ticket_id": message.ticket_id, "from_me": message.from_me, "kind": message.kind,
             "text": message.text, "sender_name": message.sender_name, "status": message.status,
+            "client_id": str(message.client_id) if message.client_id else None,
             "occurred_at": message.occurred_at.isoformat()}  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,21 +31,10 @@ from supervisor.streams import StreamKeys
 from tenants.context import tenant_context
 from tenants.db import pool
 from tenants.provisioning import TenantInfo
-from tests.conftest import live_server
+from tests.conftest import eventually, live_server
 
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 FAST = SimConfig(ack_sent_s=0.01, ack_delivered_s=0.05, ack_read_s=0.1, qr_first_s=5, qr_next_s=2)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within_s: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -11,13 +10,6 @@ from redis.asyncio import Redis
 from supervisor.streams import StreamConsumer, StreamKeys, append_events
 from supervisor.wire import Envelope, InboundMessage, decode_event, utcnow
 from tests.conftest import xrange
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from supervisor.streams import StreamKeys
 from tenants.context import tenant_context
 from tenants.db import pool
 from tenants.provisioning import TenantInfo
+from tests.conftest import eventually
 
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 
@@ -37,24 +38,6 @@ def local_ray() -> Iterator[None]:
     yield
     if started:
         ray.shutdown()
-
-
-async def _wait(check: Callable[[], Awaitable[Any]], within_s: float, what: str) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
@@ -83,7 +66,7 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
                 rows = await pool().fetch("SELECT state FROM public.session_registry WHERE tenant_id = $1", tenant.id)
                 return [r["state"] for r in rows]
 
-            await _wait(lambda: _all(states, "CONNECTED"), 60, "every session CONNECTED")
+            await eventually(lambda: _all(states, "CONNECTED"), 60, "every session CONNECTED")
             await sim.configure(auto_pair=False)  # from now on a session that needs a QR would stay unpaired
             host: Any = ray.get_actor("atende-host-0", namespace=NAMESPACE)
             old_pid = await host.pid.remote()
@@ -94,7 +77,7 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
             ray.kill(host, no_restart=False)
             killed_at = time.monotonic()
 
-            await _wait(lambda: _all(states, "CONNECTED", after=lambda: host.pid.remote(), old=old_pid), 30,
+            await eventually(lambda: _all(states, "CONNECTED", after=lambda: host.pid.remote(), old=old_pid), 30,
                         "sessions CONNECTED again on a restarted host")  # fmt: skip
             recovered_s = time.monotonic() - killed_at
             total = sum(j.total for j in jobs)
@@ -103,7 +86,7 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
                 async with tenant_context(tenant.slug) as session:
                     return int(await session.conn.fetchval("SELECT count(*) FROM messages")) == total
 
-            await _wait(stored, 60, f"{total} messages stored")
+            await eventually(stored, 60, f"{total} messages stored")
             await asyncio.sleep(1.0)  # any duplicate redelivery would land now
             async with tenant_context(tenant.slug) as session:
                 assert await session.conn.fetchval("SELECT count(*) FROM messages") == total
