@@ -45,7 +45,8 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(code=POLICY_VIOLATION, reason="invalid ticket or origin")
         return
     payload = _decoder.decode(raw)
-    claims = Claims(sub=payload["sub"], tid=payload["tid"], ver=payload["ver"], typ="access", jti=ticket, exp=0)
+    claims = Claims(sub=payload["sub"], tid=payload["tid"], ver=payload["ver"], typ="access", jti=ticket, exp=0,
+                    role=payload["role"])  # fmt: skip
     async with principal_context(claims):
         pass  # still an active user of an active tenant
     await socket.accept()

@@ -28,7 +28,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.settings.require("secret_key")
         assert self.settings.secret_key is not None
-        self.tokens = TokenService.from_secret(self.settings.secret_key, self.settings.access_token_ttl_s)
+        self.tokens = TokenService.from_secrets(
+            self.settings.secret_key, self.settings.previous_secret_keys, self.settings.access_token_ttl_s
+        )
         self.keys = StreamKeys(self.settings.redis_prefix, self.settings.stream_shards)
 
     async def start(self) -> None:

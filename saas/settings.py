@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ()
     stream_shards: int = 4
     secret_key: str | None = None
+    previous_secret_keys: tuple[str, ...] = ()
     access_token_ttl_s: int = 900
     sessions_per_host: int = 250
 
@@ -124,6 +125,10 @@ def _secret(raw: str) -> str:
     return raw
 
 
+def _secrets(raw: str) -> tuple[str, ...]:
+    return tuple(_secret(item) for item in _csv(raw))
+
+
 @dataclass(frozen=True, slots=True)
 class EnvVar:
     name: str
@@ -152,6 +157,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ATENDE_SIMULATOR_URL", "simulator_url", _url("http"), "where the WhatsApp simulator listens (default http://127.0.0.1:8010)"),
     EnvVar("RAY_ADDRESS", "ray_address", str, "Ray cluster to join (default: a local Ray on 127.0.0.1)"),
     EnvVar("ATENDE_SECRET_KEY", "secret_key", _secret, "at least 32 random characters signing tokens (required by serve; dev generates one)"),
+    EnvVar("ATENDE_PREVIOUS_SECRET_KEYS", "previous_secret_keys", _secrets, "comma-separated earlier signing keys, still accepted while tokens signed with them expire (key rotation)"),
     EnvVar("ATENDE_ACCESS_TOKEN_TTL", "access_token_ttl_s", _int_range(60, 86400), "access token lifetime in seconds (default 900)"),
     EnvVar("ATENDE_STREAM_SHARDS", "stream_shards", _int_range(1, 1024), "inbound stream shards; change only on an empty pipeline (default 4)"),
     EnvVar("ATENDE_SESSIONS_PER_HOST", "sessions_per_host", _int_range(1, 5000), "WhatsApp sessions per Ray session host (default 250)"),

@@ -6,13 +6,15 @@ import secrets
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from saas.auth.guards import Caller
+from saas.auth import ratelimit
+from saas.auth.guards import Caller, requires
+from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
-from saas.auth.service import LoginResult, login
+from saas.auth.service import LoginResult, login, logout, refresh
 from saas.runtime import Runtime
 
 __all__ = ["WS_TICKET_TTL_S", "AuthController"]
@@ -26,6 +28,10 @@ class LoginRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
+class RefreshRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
 class WsTicket(msgspec.Struct, frozen=True, kw_only=True):
     ticket: str
     expires_in: int
@@ -35,15 +41,35 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/login", summary="Log in to a tenant", status_code=200)
-    async def login(self, data: JSONBody[LoginRequest], runtime: NamedDependency[Runtime]) -> LoginResult:
-        return await login(runtime.tokens, tenant=data.tenant, email=data.email, password=data.password)
+    @post("/login", summary="Log in to a tenant (10 failed attempts per account in 15 min, then 429)", status_code=200)
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], runtime: NamedDependency[Runtime]
+    ) -> LoginResult:
+        redis, prefix = runtime.redis_client, runtime.keys.prefix
+        account = f"{data.tenant.lower()}:{data.email.strip().lower()}"
+        address = request.client.host if request.client else "unknown"
+        # Count the attempt before checking the password: strict under concurrency; a success resets it.
+        await ratelimit.hit(redis, prefix, ratelimit.LOGIN_ACCOUNT, account)
+        await ratelimit.hit(redis, prefix, ratelimit.LOGIN_IP, address)
+        result = await login(runtime.tokens, tenant=data.tenant, email=data.email, password=data.password)
+        await ratelimit.reset(redis, prefix, ratelimit.LOGIN_ACCOUNT, account)
+        return result
 
-    @post("/ws-ticket", summary="A single-use ticket (30 s) to open the events WebSocket", status_code=200)
+    @post("/refresh", summary="Rotate a refresh token; reusing one revokes its whole login", status_code=200)
+    async def refresh(self, data: JSONBody[RefreshRequest], runtime: NamedDependency[Runtime]) -> LoginResult:
+        return await refresh(runtime.tokens, data.refresh_token)
+
+    @post("/logout", summary="Revoke the refresh token's login (all tokens rotated from it)", status_code=204)
+    async def logout(self, data: JSONBody[RefreshRequest], runtime: NamedDependency[Runtime]) -> None:
+        await logout(runtime.tokens, data.refresh_token)
+
+    @post("/ws-ticket", summary="A single-use ticket (30 s) to open the events WebSocket", status_code=200,
+          guards=[requires(Permission.EVENTS_SUBSCRIBE)])  # fmt: skip
     async def ws_ticket(self, caller: NamedDependency[Caller], runtime: NamedDependency[Runtime]) -> WsTicket:
         async with principal_context(caller.claims) as (principal, _session):
             ticket = secrets.token_urlsafe(24)
-            payload: dict[str, Any] = {"sub": caller.claims.sub, "tid": principal.tenant_id, "ver": caller.claims.ver}
+            payload: dict[str, Any] = {"sub": caller.claims.sub, "tid": principal.tenant_id, "ver": caller.claims.ver,
+                                       "role": caller.claims.role}  # fmt: skip
             await runtime.redis_client.set(runtime.ws_ticket_key(ticket), msgspec.json.encode(payload),
                                            ex=WS_TICKET_TTL_S)  # fmt: skip
         return WsTicket(ticket=ticket, expires_in=WS_TICKET_TTL_S)

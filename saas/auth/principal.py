@@ -36,7 +36,7 @@ async def principal_context(claims: Claims) -> AsyncIterator[tuple[Principal, Te
             row = await session.conn.fetchrow(
                 "SELECT id, role, name, email, active, token_version FROM users WHERE id = $1", int(claims.sub)
             )
-            if row is None or not row["active"] or row["token_version"] != claims.ver:
+            if row is None or not row["active"] or row["token_version"] != claims.ver or row["role"] != claims.role:
                 raise InvalidToken("token no longer valid")
             principal = Principal(row["id"], claims.tid, session.tenant.slug, row["role"], row["name"], row["email"])
             update(tenant=principal.tenant_slug, user=principal.user_id)

@@ -7,6 +7,7 @@ the token: :mod:`saas.auth.principal` re-reads role, status and version from the
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -35,6 +36,12 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     typ: str
     jti: str
     exp: int
+    role: str = ""
+    fam: str | None = None  # refresh tokens: the rotation family
+
+
+def kid_of(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 class TokenService:
@@ -50,17 +57,33 @@ class TokenService:
         self.ttl_s = ttl_s
 
     @classmethod
-    def from_secret(cls, secret: str, ttl_s: int = 900) -> TokenService:
-        return cls({"k1": secret}, "k1", ttl_s)
+    def from_secrets(cls, active: str, previous: tuple[str, ...] = (), ttl_s: int = 900) -> TokenService:
+        """Sign with ``active``; keep verifying tokens of the ``previous`` keys. A key's ``kid`` is derived from
+        it (a hash prefix), so rotating means: new ``ATENDE_SECRET_KEY``, old one into
+        ``ATENDE_PREVIOUS_SECRET_KEYS`` until the longest-lived token signed with it has expired."""
+        keys = {kid_of(k): k for k in (*previous, active)}
+        return cls(keys, kid_of(active), ttl_s)
 
     def issue(
-        self, *, user_id: int, tenant_id: int, version: int, typ: str = "access", ttl_s: int | None = None
+        self,
+        *,
+        user_id: int,
+        tenant_id: int,
+        version: int,
+        role: str,
+        typ: str = "access",
+        ttl_s: int | None = None,
+        family: str | None = None,
+        jti: str | None = None,
     ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + (ttl_s or self.ttl_s),
-            "jti": secrets.token_urlsafe(12), "sub": str(user_id), "tid": tenant_id, "typ": typ, "ver": version,
+            "jti": jti or secrets.token_urlsafe(12), "sub": str(user_id), "tid": tenant_id, "typ": typ,
+            "ver": version, "role": role,
         }  # fmt: skip
+        if family is not None:
+            claims["fam"] = family
         return jwt.encode(claims, self.keys[self.active_kid], algorithm="HS256", headers={"kid": self.active_kid})
 
     def verify(self, token: str, *, typ: str = "access") -> Claims:

@@ -8,7 +8,8 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from saas.auth.guards import Caller
+from saas.auth.guards import Caller, requires
+from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.outbox import mark_dirty, relay_tenant
 from saas.runtime import Runtime
@@ -26,7 +27,7 @@ class TicketController(Controller):
     path = "/api/v1/tickets"
     tags = ["tickets"]
 
-    @get("/", summary="List tickets, newest activity first")
+    @get("/", summary="List tickets, newest activity first", guards=[requires(Permission.TICKETS_READ)])
     async def index(
         self,
         caller: NamedDependency[Caller],
@@ -37,19 +38,28 @@ class TicketController(Controller):
         async with principal_context(caller.claims) as (_principal, session):
             return await list_tickets(session, status=status, limit=limit, cursor=cursor)
 
-    @get("/{ticket_id:int}", summary="One ticket")
+    @get("/{ticket_id:int}", summary="One ticket", guards=[requires(Permission.TICKETS_READ)])
     async def detail(self, caller: NamedDependency[Caller], ticket_id: FromPath[int]) -> TicketOut:
         async with principal_context(caller.claims) as (_principal, session):
             return await get_ticket(session, ticket_id)
 
-    @get("/{ticket_id:int}/messages", summary="A ticket's messages: the latest page, oldest first")
+    @get(
+        "/{ticket_id:int}/messages",
+        summary="A ticket's messages: the latest page, oldest first",
+        guards=[requires(Permission.TICKETS_READ)],
+    )
     async def messages(
         self, caller: NamedDependency[Caller], ticket_id: FromPath[int], limit: Limit = 50, cursor: Cursor = None
     ) -> MessagePage:
         async with principal_context(caller.claims) as (_principal, session):
             return await list_messages(session, ticket_id, limit=limit, cursor=cursor)
 
-    @post("/{ticket_id:int}/messages", summary="Reply: the message is queued and sent by the session", status_code=201)
+    @post(
+        "/{ticket_id:int}/messages",
+        summary="Reply: the message is queued and sent by the session",
+        status_code=201,
+        guards=[requires(Permission.TICKETS_REPLY)],
+    )
     async def send(
         self,
         caller: NamedDependency[Caller],

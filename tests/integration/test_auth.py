@@ -1,0 +1,298 @@
+"""Identity hardening: forged tokens, refresh rotation with reuse detection, logout, login rate limits across
+two API workers, key rotation, the permission matrix on every route, and cross-tenant access by id."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import msgspec
+from litestar import Litestar
+
+from saas.app import create_app
+from saas.auth.permissions import MATRIX, Permission, matrix_markdown
+from saas.auth.tokens import AUDIENCE, ISSUER, TokenService, kid_of
+from saas.connections.service import create_connection
+from saas.settings import Settings
+from supervisor.streams import StreamKeys, append_events
+from supervisor.wire import Envelope, InboundMessage, utcnow
+from tenants.context import tenant_context
+from tenants.passwords import hash_password
+from tenants.provisioning import TenantInfo
+from tests.conftest import app_client
+
+MakeTenant = Callable[..., Awaitable[TenantInfo]]
+PASSWORD = "correct horse"
+
+
+async def _login(client: httpx.AsyncClient, tenant: TenantInfo, email: str | None = None) -> dict[str, Any]:
+    response = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": email or f"admin@{tenant.slug}.example",
+                                                             "password": PASSWORD})  # fmt: skip
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _add_user(tenant: TenantInfo, email: str, role: str) -> int:
+    async with tenant_context(tenant.slug) as session:
+        user_id: int = await session.conn.fetchval(
+            "INSERT INTO users (email, role, password_hash) VALUES ($1, $2, $3) RETURNING id",
+            email, role, hash_password(PASSWORD),
+        )  # fmt: skip
+    return user_id
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def _sign(claims: dict[str, Any], key: str, *, kid: str, alg: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+
+
+async def test_forged_and_stale_tokens_are_all_rejected(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant("forge")
+    other = await make_tenant("victim")
+    assert settings.secret_key is not None
+    key, kid = settings.secret_key, kid_of(settings.secret_key)
+    async with app_client(create_app(settings)) as client:
+        good = (await _login(client, tenant))["access_token"]
+        base = _claims(good)
+        assert (await client.get("/api/v1/tickets", headers=_bearer(good))).status_code == 200
+        now = int(time.time())
+        header, payload, signature = good.split(".")
+        forged = {
+            "alg none": ".".join(
+                [
+                    base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT","kid":"%s"}' % kid.encode())
+                    .decode()
+                    .rstrip("="),
+                    payload,
+                    "",
+                ]
+            ),
+            "wrong key": _sign(base, "another-secret-key-that-is-long-enough-1234", kid=kid),
+            "algorithm confusion (HS512)": _sign_quietly(base, key, kid=kid, alg="HS512"),
+            "expired": _sign({**base, "exp": now - 10}, key, kid=kid),
+            "not yet valid": _sign({**base, "nbf": now + 600}, key, kid=kid),
+            "wrong audience": _sign({**base, "aud": "someone-else"}, key, kid=kid),
+            "wrong issuer": _sign({**base, "iss": "evil"}, key, kid=kid),
+            "refresh as access": _sign({**base, "typ": "refresh"}, key, kid=kid),
+            "unknown kid": _sign(base, key, kid="nope"),
+            "no kid": jwt.encode(base, key, algorithm="HS256"),
+            "missing exp": _sign({k: v for k, v in base.items() if k != "exp"}, key, kid=kid),
+            "tampered tid": ".".join([header, _b64({**base, "tid": other.id}), signature]),
+            "tampered sub": ".".join([header, _b64({**base, "sub": "999"}), signature]),
+            "tampered role": ".".join([header, _b64({**base, "role": "operator"}), signature]),
+            "garbage": "not.a.token",
+        }
+        for name, token in forged.items():
+            response = await client.get("/api/v1/tickets", headers=_bearer(token))
+            assert response.status_code == 401, name
+            assert response.json()["code"] == "invalid_token", name
+
+        # A validly signed token that no longer matches the database.
+        agent_id = await _add_user(tenant, "agent@forge.io", "agent")
+        agent = (await _login(client, tenant, "agent@forge.io"))["access_token"]
+        async with tenant_context(tenant.slug) as session:
+            await session.conn.execute("UPDATE users SET active = false WHERE id = $1", agent_id)
+        assert (await client.get("/api/v1/tickets", headers=_bearer(agent))).status_code == 401
+        async with tenant_context(tenant.slug) as session:
+            await session.conn.execute("UPDATE users SET active = true, token_version = token_version + 1 WHERE id = $1",
+                                       agent_id)  # fmt: skip
+        assert (await client.get("/api/v1/tickets", headers=_bearer(agent))).status_code == 401  # older version
+        agent = (await _login(client, tenant, "agent@forge.io"))["access_token"]
+        async with tenant_context(tenant.slug) as session:  # promoted without a version bump: still refused
+            await session.conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", agent_id)
+        assert (await client.get("/api/v1/tickets", headers=_bearer(agent))).status_code == 401
+
+
+def _sign_quietly(claims: dict[str, Any], key: str, *, kid: str, alg: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyJWT warns that the key is short for HS512: that is the attack
+        return _sign(claims, key, kid=kid, alg=alg)
+
+
+def _b64(claims: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_whole_login(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant("refresh")
+    async with app_client(create_app(settings)) as client:
+        first = await _login(client, tenant)
+        second = (await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+        assert second["refresh_token"] != first["refresh_token"]
+        assert (await client.get("/api/v1/tickets", headers=_bearer(second["access_token"]))).status_code == 200
+        third = (await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})).json()
+
+        replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        assert (replay.status_code, replay.json()["code"]) == (401, "refresh_token_reused")
+        after = await client.post("/api/v1/auth/refresh", json={"refresh_token": third["refresh_token"]})
+        assert after.status_code == 401  # the family is revoked: the thief and the owner both lose it
+
+        other = await _login(client, tenant)  # another login is another family
+        assert (
+            await client.post("/api/v1/auth/logout", json={"refresh_token": other["refresh_token"]})
+        ).status_code == 204
+        gone = await client.post("/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})
+        assert gone.status_code == 401
+        access_as_refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": other["access_token"]})
+        assert access_as_refresh.status_code == 401
+    async with tenant_context(tenant.slug) as session:
+        assert await session.conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'auth.refresh_reused'") == 1
+
+
+async def test_eleventh_failed_login_is_429_across_two_api_workers(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant("brute")
+    body = {"tenant": tenant.slug, "email": f"admin@{tenant.slug}.example", "password": "wrong password"}
+    async with app_client(create_app(settings)) as one, app_client(create_app(settings)) as two:
+        statuses = []
+        for i in range(10):
+            statuses.append((await (one if i % 2 else two).post("/api/v1/auth/login", json=body)).status_code)
+        assert statuses == [401] * 10
+        blocked = await one.post("/api/v1/auth/login", json={**body, "password": PASSWORD})  # even the right one
+        assert blocked.status_code == 429
+        assert blocked.json()["code"] == "rate_limited"
+        assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60
+
+        # Concurrent attempts on both workers: exactly ten get through to the password check.
+        victim = await make_tenant("burst")
+        burst = {"tenant": victim.slug, "email": f"admin@{victim.slug}.example", "password": "wrong password"}
+        results = await asyncio.gather(
+            *((one if i % 2 else two).post("/api/v1/auth/login", json=burst) for i in range(30))
+        )
+        codes = sorted(r.status_code for r in results)
+        assert codes.count(401) == 10 and codes.count(429) == 20
+
+
+async def test_rotated_keys_keep_old_tokens_valid_until_dropped(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant("rotate")
+    old_key, new_key = settings.secret_key or "", "a-brand-new-signing-key-" + "y" * 24
+    async with app_client(create_app(settings)) as client:
+        old_token = (await _login(client, tenant))["access_token"]
+    rotated = msgspec.structs.replace(settings, secret_key=new_key, previous_secret_keys=(old_key,))
+    async with app_client(create_app(rotated)) as client:
+        assert (await client.get("/api/v1/tickets", headers=_bearer(old_token))).status_code == 200
+        new_token = (await _login(client, tenant))["access_token"]
+        assert jwt.get_unverified_header(new_token)["kid"] == kid_of(new_key)
+    dropped = msgspec.structs.replace(settings, secret_key=new_key, previous_secret_keys=())
+    async with app_client(create_app(dropped)) as client:
+        assert (await client.get("/api/v1/tickets", headers=_bearer(old_token))).status_code == 401
+        assert (await client.get("/api/v1/tickets", headers=_bearer(new_token))).status_code == 200
+
+
+def _api_routes(app: Litestar) -> list[tuple[str, str, Any]]:
+    found = []
+    for route in app.routes:
+        if not route.path.startswith("/api/v1"):
+            continue
+        for handler in getattr(route, "route_handlers", []):
+            for method in sorted(getattr(handler, "http_methods", {"WS"})):
+                if method != "OPTIONS":  # Litestar's automatic CORS preflight handlers
+                    found.append((method, route.path, handler))
+    return found
+
+
+PUBLIC = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/logout"),
+          ("WS", "/api/v1/events")}  # fmt: skip
+
+
+def test_every_api_route_declares_its_permission(settings: Settings) -> None:
+    app = create_app(settings)
+    for method, path, handler in _api_routes(app):
+        if (method, path) in PUBLIC:
+            continue
+        permissions = [getattr(g, "permission", None) for g in handler.guards or []]
+        assert any(isinstance(p, Permission) for p in permissions), f"{method} {path} declares no permission"
+
+
+def test_readme_shows_the_matrix_in_code() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert matrix_markdown() in readme
+    assert all(MATRIX[p] for p in Permission)
+
+
+async def test_operator_role_cannot_use_tenant_routes(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant("roles")
+    assert settings.secret_key is not None
+    tokens = TokenService.from_secrets(settings.secret_key)
+    operator = tokens.issue(user_id=1, tenant_id=tenant.id, version=0, role="operator")
+    async with app_client(create_app(settings)) as client:
+        response = await client.get("/api/v1/tickets", headers=_bearer(operator))
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+
+
+async def test_another_tenants_ids_are_not_found_on_every_route(settings: Settings, make_tenant: MakeTenant) -> None:
+    """Generated from the route table: every route with an id, tenant B's token on tenant A's id."""
+    a, b = await make_tenant("owner"), await make_tenant("intruder")
+    keys = StreamKeys(settings.redis_prefix, settings.stream_shards)
+    from redis.asyncio import Redis
+
+    from saas.router.worker import RouterWorker
+
+    redis = Redis.from_url(settings.redis_url or "")
+    try:
+        async with tenant_context(a.slug) as session:
+            connection = await create_connection(
+                session, name="A", provider="simulator", business_number="+5511911110000"
+            )
+        chats = [f"55119222200{i:02d}@s.whatsapp.net" for i in range(3)]
+        await append_events(redis, keys, [
+            Envelope(event_id=f"x{i}", tenant_id=a.id, connection_id=connection.id, provider="simulator",
+                     received_at=utcnow(), event=InboundMessage(provider_message_id=f"p{i}", chat_id=c, chat_id_raw=c,
+                                                                sender_id=c, text="private", occurred_at=utcnow()))
+            for i, c in enumerate(chats)])  # fmt: skip
+        worker = RouterWorker(redis, keys)
+        for shard in range(keys.shards):
+            consumer = worker.consumer(shard)
+            await consumer.ensure_group()
+            if entries := await consumer.read(100, block_ms=None):
+                await worker.process(consumer, entries)
+    finally:
+        await redis.aclose()
+    async with tenant_context(a.slug) as session:
+        a_ticket = await session.conn.fetchval("SELECT max(id) FROM tickets")
+        before = await session.conn.fetch("SELECT id, status, unread_count FROM tickets ORDER BY id")
+        messages_before = await session.conn.fetchval("SELECT count(*) FROM messages")
+    assert a_ticket is not None
+    app = create_app(settings)
+    async with app_client(app) as client:
+        intruder = (await _login(client, b))["access_token"]
+        checked = 0
+        for method, path, _handler in _api_routes(app):
+            params = re.findall(r"{(\w+):int}", path)
+            if not params or method == "WS":
+                continue
+            url = re.sub(r"{\w+:int}", str(a_ticket), path)
+            body = {"text": "intrusion"} if method in ("POST", "PUT", "PATCH") else None
+            response = await client.request(method, url, headers=_bearer(intruder), json=body)
+            assert response.status_code == 404, f"{method} {path}: {response.status_code}"
+            checked += 1
+        assert checked >= 3
+    async with tenant_context(a.slug) as session:
+        assert await session.conn.fetch("SELECT id, status, unread_count FROM tickets ORDER BY id") == before
+        assert await session.conn.fetchval("SELECT count(*) FROM messages") == messages_before
+
+
+def test_issued_tokens_carry_every_required_claim(settings: Settings) -> None:
+    assert settings.secret_key is not None
+    token = TokenService.from_secrets(settings.secret_key).issue(user_id=7, tenant_id=3, version=2, role="agent")
+    claims = _claims(token)
+    assert {"iss", "aud", "exp", "iat", "nbf", "jti", "sub", "tid", "typ", "ver", "role"} <= set(claims)
+    assert (claims["iss"], claims["aud"], claims["typ"]) == (ISSUER, AUDIENCE, "access")
+    assert jwt.get_unverified_header(token)["kid"] == kid_of(settings.secret_key)
