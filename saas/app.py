@@ -19,6 +19,7 @@ from saas.observability import RequestObserver, init_sentry
 from saas.runtime import Runtime
 from saas.settings import Settings
 from saas.tickets.controllers import TicketController
+from saas.users.controllers import AccountController, AuditController, ProfileController, UsersController
 from ui.pages import template_config, ui_route_handlers
 
 __all__ = ["create_app"]
@@ -30,7 +31,17 @@ def create_app(settings: Settings) -> Litestar:
     init_sentry(settings)
 
     app = Litestar(
-        route_handlers=[HealthController, AuthController, TicketController, events_socket, *ui_route_handlers()],
+        route_handlers=[
+            HealthController,
+            AuthController,
+            AccountController,
+            TicketController,
+            UsersController,
+            ProfileController,
+            AuditController,
+            events_socket,
+            *ui_route_handlers(),
+        ],
         template_config=template_config(),
         dependencies={
             "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),

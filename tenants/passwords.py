@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
+
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from tenants.errors import InvalidInput
 
-__all__ = ["MAX_PASSWORD_LENGTH", "MIN_PASSWORD_LENGTH", "check_password", "hash_password", "verify_password"]
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
+    "WeakPassword",
+    "check_password",
+    "common_passwords",
+    "hash_password",
+    "verify_password",
+]
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -20,10 +31,19 @@ class WeakPassword(InvalidInput):
     title = "Password does not meet the policy"
 
 
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords (``common_passwords.txt``), lower-cased."""
+    text = resources.files("tenants").joinpath("common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def check_password(password: str) -> str:
-    """Return ``password`` if it meets the length policy, else raise ``WeakPassword``."""
+    """Return ``password`` if it meets the policy (length, not a common password), else raise ``WeakPassword``."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise WeakPassword(f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters long")
+    if password.strip().lower() in common_passwords():
+        raise WeakPassword("this password is among the most common ones; choose another")
     return password
 
 

@@ -209,6 +209,7 @@ def _api_routes(app: Litestar) -> list[tuple[str, str, Any]]:
 
 
 PUBLIC = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/logout"),
+          ("POST", "/api/v1/auth/accept-invite"), ("POST", "/api/v1/auth/reset-password"),
           ("WS", "/api/v1/events")}  # fmt: skip
 
 
@@ -265,28 +266,44 @@ async def test_another_tenants_ids_are_not_found_on_every_route(settings: Settin
                 await worker.process(consumer, entries)
     finally:
         await redis.aclose()
+    for i in range(3):  # A has more users than B, so A's highest user id does not exist in B
+        await _add_user(a, f"staff{i}@owner.io", "agent")
+    snapshot = ("SELECT (SELECT json_agg(t ORDER BY id) FROM (SELECT id, status, unread_count, user_id FROM tickets) t)::text,"
+                " (SELECT json_agg(u ORDER BY id) FROM (SELECT id, role, active, name, token_version FROM users) u)::text,"
+                " (SELECT count(*) FROM messages)")  # fmt: skip
     async with tenant_context(a.slug) as session:
-        a_ticket = await session.conn.fetchval("SELECT max(id) FROM tickets")
-        before = await session.conn.fetch("SELECT id, status, unread_count FROM tickets ORDER BY id")
-        messages_before = await session.conn.fetchval("SELECT count(*) FROM messages")
-    assert a_ticket is not None
+        ids = {"ticket_id": await session.conn.fetchval("SELECT max(id) FROM tickets"),
+               "user_id": await session.conn.fetchval("SELECT max(id) FROM users")}  # fmt: skip
+        before = await session.conn.fetchrow(snapshot)
+    async with tenant_context(b.slug) as session:
+        assert await session.conn.fetchval("SELECT max(id) FROM users") < ids["user_id"]
+    # A valid body for every request type a route takes (a new route with a new body type must add one here).
+    bodies: dict[str, dict[str, Any]] = {"SendMessage": {"text": "intrusion"}, "UserUpdate": {"role": "admin"},
+                                         "NoneType": {}}  # fmt: skip
     app = create_app(settings)
     async with app_client(app) as client:
         intruder = (await _login(client, b))["access_token"]
         checked = 0
-        for method, path, _handler in _api_routes(app):
+        for method, path, handler in _api_routes(app):
             params = re.findall(r"{(\w+):int}", path)
             if not params or method == "WS":
                 continue
-            url = re.sub(r"{\w+:int}", str(a_ticket), path)
-            body = {"text": "intrusion"} if method in ("POST", "PUT", "PATCH") else None
-            response = await client.request(method, url, headers=_bearer(intruder), json=body)
-            assert response.status_code == 404, f"{method} {path}: {response.status_code}"
+            url = path
+            for name in params:
+                assert name in ids, f"{path}: no fixture id for {name}"
+                url = url.replace(f"{{{name}:int}}", str(ids[name]))
+            data = handler.parsed_fn_signature.parameters.get("data")
+            body_type = getattr(getattr(data, "annotation", None), "__name__", "NoneType") if data else "NoneType"
+            if data is not None and hasattr(data, "annotation"):
+                inner = getattr(data.annotation, "__origin__", data.annotation)
+                body_type = getattr(inner, "__name__", str(inner))
+            assert body_type in bodies, f"{method} {path}: add a sample body for {body_type}"
+            response = await client.request(method, url, headers=_bearer(intruder), json=bodies[body_type] or None)
+            assert response.status_code == 404, f"{method} {path}: {response.status_code} {response.text}"
             checked += 1
-        assert checked >= 3
+        assert checked >= 8
     async with tenant_context(a.slug) as session:
-        assert await session.conn.fetch("SELECT id, status, unread_count FROM tickets ORDER BY id") == before
-        assert await session.conn.fetchval("SELECT count(*) FROM messages") == messages_before
+        assert await session.conn.fetchrow(snapshot) == before
 
 
 def test_issued_tokens_carry_every_required_claim(settings: Settings) -> None:

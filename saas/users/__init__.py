@@ -1,0 +1,1 @@
+"""Tenant users: invitations, activation, roles, disabling, password resets and the caller's own profile."""
