@@ -39,6 +39,12 @@ HTTP_LATENCY = Histogram(
 )
 UNMATCHED_ROUTE = "<unmatched>"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}\Z")
+# On every response unless a more specific layer (the UI pages) already set them.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
 # Probes and scrapes would drown the log; they are still counted.
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -55,6 +61,7 @@ class RequestObserver:
         # Litestar hands lifespan events to its router itself; only HTTP and WebSocket scopes arrive here.
         incoming = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        api = str(scope.get("path", "")).startswith("/api/")
         status = 500
         started = time.perf_counter()
 
@@ -62,7 +69,13 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+                if api and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))  # tenant data never sits in shared caches
+                message["headers"] = headers
             await send(message)
 
         with bind(request_id=request_id):

@@ -7,7 +7,7 @@ role, status, version and tenant happens in ``principal_context`` inside the req
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from saas.auth import ratelimit
 from saas.auth.permissions import Permission, allowed
 from saas.auth.tokens import Claims, InvalidToken
 from saas.runtime import Runtime
@@ -49,13 +50,21 @@ def _verify(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     return caller
 
 
-def requires(permission: Permission) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """A guard: a valid access token whose role holds ``permission``."""
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+
+def requires(permission: Permission) -> Guard:
+    """A guard: a valid access token whose role holds ``permission``, within the caller's API rate limit."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         caller = _verify(connection)
         if not allowed(caller.claims.role, permission):
             raise PermissionDenied(f"role {caller.claims.role!r} lacks {permission.value}", permission=permission.value)
+        runtime: Runtime = connection.app.state["runtime"]
+        limit = ratelimit.Limit("api", runtime.settings.api_rate_per_min, 60)
+        await ratelimit.hit(
+            runtime.redis_client, runtime.keys.prefix, limit, f"{caller.claims.tid}:{caller.claims.sub}"
+        )
 
     guard.permission = permission  # type: ignore[attr-defined]  # read by the route-table tests
     return guard

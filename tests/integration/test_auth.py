@@ -313,3 +313,33 @@ def test_issued_tokens_carry_every_required_claim(settings: Settings) -> None:
     assert {"iss", "aud", "exp", "iat", "nbf", "jti", "sub", "tid", "typ", "ver", "role"} <= set(claims)
     assert (claims["iss"], claims["aud"], claims["typ"]) == (ISSUER, AUDIENCE, "access")
     assert jwt.get_unverified_header(token)["kid"] == kid_of(settings.secret_key)
+
+
+async def test_api_rate_limit_per_caller(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant = await make_tenant("chatty")
+    tight = msgspec.structs.replace(settings, api_rate_per_min=10)
+    async with app_client(create_app(tight)) as one, app_client(create_app(tight)) as two:
+        auth = _bearer((await _login(one, tenant))["access_token"])
+        codes = [(await (one if i % 2 else two).get("/api/v1/tickets", headers=auth)).status_code for i in range(12)]
+        assert codes == [200] * 10 + [429, 429]
+        limited = await one.get("/api/v1/tickets", headers=auth)
+        assert limited.json()["code"] == "rate_limited" and int(limited.headers["retry-after"]) <= 60
+
+
+async def test_no_ambient_credentials_so_cross_site_requests_fail(settings: Settings, make_tenant: MakeTenant) -> None:
+    """CSRF: the API authenticates only with an explicit bearer token (never a cookie), accepts only JSON bodies,
+    and the events socket checks the Origin (see test_router). A forged cross-site form gets nowhere."""
+    tenant = await make_tenant("csrf")
+    async with app_client(create_app(settings)) as client:
+        token = (await _login(client, tenant))["access_token"]
+        cross_site = {"Origin": "https://evil.example", "Content-Type": "application/x-www-form-urlencoded",
+                      "Cookie": f"access_token={token}; session={token}"}  # fmt: skip
+        reply = await client.post("/api/v1/tickets/1/messages", headers=cross_site, content=b"text=pwned")
+        assert reply.status_code == 401
+        login = await client.post("/api/v1/auth/login", headers=cross_site,
+                                  content=f"tenant={tenant.slug}&email=admin@{tenant.slug}.example&password=x".encode())  # fmt: skip
+        assert login.status_code == 400  # login CSRF: form posts are not JSON and are refused
+        ok = await client.get("/api/v1/tickets", headers=_bearer(token))
+        assert ok.headers["x-content-type-options"] == "nosniff"
+        assert ok.headers["x-frame-options"] == "DENY"
+        assert ok.headers["cache-control"] == "no-store"

@@ -1,0 +1,1 @@
+"""Platform operators: platform staff who manage tenants from the public schema and never touch tenant data."""
