@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from saas.auth.controllers import AuthController
+from saas.auth.controllers import ApiTokenController, AuthController
 from saas.auth.guards import provide_caller
 from saas.errors import exception_handlers
 from saas.events import events_socket
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> Litestar:
             UsersController,
             ProfileController,
             AuditController,
+            ApiTokenController,
             events_socket,
             *ui_route_handlers(),
         ],

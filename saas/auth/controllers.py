@@ -6,11 +6,11 @@ import secrets
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
-from saas.auth import ratelimit
+from saas.auth import api_tokens, ratelimit
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
@@ -73,3 +73,47 @@ class AuthController(Controller):
             await runtime.redis_client.set(runtime.ws_ticket_key(ticket), msgspec.json.encode(payload),
                                            ex=WS_TICKET_TTL_S)  # fmt: skip
         return WsTicket(ticket=ticket, expires_in=WS_TICKET_TTL_S)
+
+
+class NewApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=10)]
+    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+
+
+class CreatedApiToken(msgspec.Struct, frozen=True, kw_only=True):
+    api_token: api_tokens.ApiTokenOut
+    token: str  # shown once
+
+
+class ApiTokenPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[api_tokens.ApiTokenOut]
+    next_cursor: str | None = None
+
+
+class ApiTokenController(Controller):
+    path = "/api/v1/api-tokens"
+    tags = ["auth"]
+
+    @get("/", summary="The tenant's API tokens (never the secrets)", guards=[requires(Permission.API_TOKENS_MANAGE)])
+    async def index(self, caller: NamedDependency[Caller]) -> ApiTokenPage:
+        async with principal_context(caller.claims) as (_principal, session):
+            return ApiTokenPage(items=await api_tokens.list_tokens(session))
+
+    @post("/", summary="Create a scoped API token; the token is shown once", status_code=201,
+          guards=[requires(Permission.API_TOKENS_MANAGE)])  # fmt: skip
+    async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
+                     data: JSONBody[NewApiToken]) -> CreatedApiToken:  # fmt: skip
+        async with principal_context(caller.claims) as (principal, session):
+            out, token = await api_tokens.create(session, actor_id=principal.user_id, name=data.name, scopes=data.scopes,
+                                                 expires_in_days=data.expires_in_days,
+                                                 origin=request.client.host if request.client else None)  # fmt: skip
+        return CreatedApiToken(api_token=out, token=token)
+
+    @post("/{token_id:int}/revoke", summary="Revoke an API token", status_code=200,
+          guards=[requires(Permission.API_TOKENS_MANAGE)])  # fmt: skip
+    async def revoke(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
+                     token_id: FromPath[int]) -> api_tokens.ApiTokenOut:  # fmt: skip
+        async with principal_context(caller.claims) as (principal, session):
+            return await api_tokens.revoke(session, actor_id=principal.user_id, token_id=token_id,
+                                           origin=request.client.host if request.client else None)  # fmt: skip

@@ -15,7 +15,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from saas.auth import ratelimit
+from saas.auth import api_tokens, ratelimit
 from saas.auth.permissions import Permission, allowed
 from saas.auth.tokens import Claims, InvalidToken
 from saas.runtime import Runtime
@@ -36,18 +36,28 @@ class PermissionDenied(Forbidden):
     title = "Permission denied"
 
 
-def _verify(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+async def _verify(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     cached = connection.scope.get("state", {}).get(_STATE_KEY)
     if isinstance(cached, Caller):
         return cached
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise InvalidToken("missing bearer token")
     runtime: Runtime = connection.app.state["runtime"]
-    caller = Caller(runtime.tokens.verify(token.strip()))
+    if token.startswith(api_tokens.API_TOKEN_PREFIX):
+        caller = Caller(await api_tokens.authenticate(token))
+    else:
+        caller = Caller(runtime.tokens.verify(token))
     connection.scope.setdefault("state", {})[_STATE_KEY] = caller
     return caller
+
+
+def _holds(claims: Claims, permission: Permission) -> bool:
+    if claims.typ == "api":  # an integration holds exactly its scopes, and only grantable ones
+        return permission in api_tokens.GRANTABLE and permission.value in claims.scopes
+    return allowed(claims.role, permission)
 
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -57,8 +67,8 @@ def requires(permission: Permission) -> Guard:
     """A guard: a valid access token whose role holds ``permission``, within the caller's API rate limit."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-        caller = _verify(connection)
-        if not allowed(caller.claims.role, permission):
+        caller = await _verify(connection)
+        if not _holds(caller.claims, permission):
             raise PermissionDenied(f"role {caller.claims.role!r} lacks {permission.value}", permission=permission.value)
         runtime: Runtime = connection.app.state["runtime"]
         limit = ratelimit.Limit("api", runtime.settings.api_rate_per_min, 60)
@@ -71,4 +81,4 @@ def requires(permission: Permission) -> Guard:
 
 
 async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    return _verify(request)
+    return await _verify(request)

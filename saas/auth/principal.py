@@ -1,7 +1,8 @@
 """Who is calling, re-checked against the database inside the request's tenant transaction.
 
 A valid signature is not enough: the user must exist, be active, and have the token's version (bumped on
-password, role or status change), and the tenant must be active (the tenant context refuses otherwise).
+password, role or status change), and the tenant must be active (the tenant context refuses otherwise). An
+API token must still exist unrevoked and unexpired; its actions are attributed to the admin who created it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from saas.auth.api_tokens import confirm
 from saas.auth.tokens import Claims, InvalidToken
 from saas.logs import update
 from tenants.context import TenantSession, tenant_context
@@ -33,6 +35,13 @@ async def principal_context(claims: Claims) -> AsyncIterator[tuple[Principal, Te
     """Open the caller's tenant transaction and confirm the caller in it."""
     try:
         async with tenant_context(tenant_id=claims.tid) as session:
+            if claims.typ == "api":
+                token = await confirm(session.conn, claims)
+                principal = Principal(token["created_by"], claims.tid, session.tenant.slug, claims.role,
+                                      f"API token {token['name']}", "")  # fmt: skip
+                update(tenant=principal.tenant_slug, user=claims.sub)
+                yield principal, session
+                return
             row = await session.conn.fetchrow(
                 "SELECT id, role, name, email, active, token_version FROM users WHERE id = $1", int(claims.sub)
             )

@@ -38,6 +38,7 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     exp: int
     role: str = ""
     fam: str | None = None  # refresh tokens: the rotation family
+    scopes: tuple[str, ...] = ()  # API tokens: the permissions they hold
 
 
 def kid_of(key: str) -> str:

@@ -268,12 +268,19 @@ async def test_another_tenants_ids_are_not_found_on_every_route(settings: Settin
         await redis.aclose()
     for i in range(3):  # A has more users than B, so A's highest user id does not exist in B
         await _add_user(a, f"staff{i}@owner.io", "agent")
+    from saas.auth import api_tokens
+
+    async with tenant_context(a.slug) as session:
+        await api_tokens.create(session, actor_id=1, name="A's CRM", scopes=["tickets:read"], expires_in_days=None,
+                                origin=None)  # fmt: skip
     snapshot = ("SELECT (SELECT json_agg(t ORDER BY id) FROM (SELECT id, status, unread_count, user_id FROM tickets) t)::text,"
                 " (SELECT json_agg(u ORDER BY id) FROM (SELECT id, role, active, name, token_version FROM users) u)::text,"
-                " (SELECT count(*) FROM messages)")  # fmt: skip
+                " (SELECT count(*) FROM messages),"
+                " (SELECT json_agg(k ORDER BY id) FROM (SELECT id, revoked_at FROM api_tokens) k)::text")  # fmt: skip
     async with tenant_context(a.slug) as session:
         ids = {"ticket_id": await session.conn.fetchval("SELECT max(id) FROM tickets"),
-               "user_id": await session.conn.fetchval("SELECT max(id) FROM users")}  # fmt: skip
+               "user_id": await session.conn.fetchval("SELECT max(id) FROM users"),
+               "token_id": await session.conn.fetchval("SELECT max(id) FROM api_tokens")}  # fmt: skip
         before = await session.conn.fetchrow(snapshot)
     async with tenant_context(b.slug) as session:
         assert await session.conn.fetchval("SELECT max(id) FROM users") < ids["user_id"]
@@ -343,3 +350,39 @@ async def test_no_ambient_credentials_so_cross_site_requests_fail(settings: Sett
         assert ok.headers["x-content-type-options"] == "nosniff"
         assert ok.headers["x-frame-options"] == "DENY"
         assert ok.headers["cache-control"] == "no-store"
+
+
+async def test_api_tokens_are_scoped_shown_once_hashed_and_revocable(
+    settings: Settings, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("integr")
+    async with app_client(create_app(settings)) as client:
+        admin = _bearer((await _login(client, tenant))["access_token"])
+        escalate = await client.post("/api/v1/api-tokens", headers=admin,
+                                     json={"name": "bad", "scopes": ["users:manage"]})  # fmt: skip
+        assert (escalate.status_code, escalate.json()["code"]) == (400, "invalid_input")
+        created = await client.post("/api/v1/api-tokens", headers=admin,
+                                    json={"name": "CRM sync", "scopes": ["tickets:read"]})  # fmt: skip
+        assert created.status_code == 201
+        token, token_id = created.json()["token"], created.json()["api_token"]["id"]
+        listed = (await client.get("/api/v1/api-tokens", headers=admin)).json()["items"]
+        assert token not in json.dumps(listed) and listed[0]["display"] == token[:12] + "..."
+        async with tenant_context(tenant.slug) as session:
+            stored = await session.conn.fetchval("SELECT token_hash FROM api_tokens WHERE id = $1", token_id)
+        assert token.encode() not in stored  # only a hash is kept
+
+        integration = _bearer(token)
+        assert (await client.get("/api/v1/tickets", headers=integration)).status_code == 200
+        denied = await client.post("/api/v1/tickets/1/messages", headers=integration, json={"text": "x"})
+        assert (denied.status_code, denied.json()["code"]) == (403, "permission_denied")  # not in its scopes
+        assert (await client.get("/api/v1/api-tokens", headers=integration)).status_code == 403
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        assert (await client.get("/api/v1/tickets", headers=_bearer(forged))).status_code == 401
+        other = await make_tenant("integr2")
+        moved = token.replace(f"atd_{tenant.id}_", f"atd_{other.id}_")  # the same secret presented to another tenant
+        assert (await client.get("/api/v1/tickets", headers=_bearer(moved))).status_code == 401
+
+        assert (await client.post(f"/api/v1/api-tokens/{token_id}/revoke", headers=admin)).json()["revoked_at"]
+        assert (await client.get("/api/v1/tickets", headers=integration)).status_code == 401
+        actions = [e["action"] for e in (await client.get("/api/v1/audit", headers=admin)).json()["items"]]
+        assert actions[:2] == ["api_token.revoked", "api_token.created"]
