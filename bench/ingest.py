@@ -35,6 +35,8 @@ from tenants.context import tenant_context
 from tenants.migrations import migrate_public
 from tenants.provisioning import create_tenant
 
+MASTER_KEY = "benchmark-master-key-" + "k" * 24  # a scratch database's data keys die with it
+
 __all__ = ["run_ingest_bench"]
 
 _decoder = msgspec.json.Decoder()
@@ -68,7 +70,7 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, tenants: i
         children.append(spawn(["simulator", "--port", str(sim_port), "--auto-pair"], env))
         children.append(spawn(["worker"], env))
         keys = StreamKeys(prefix, shards)
-        host = SessionHostCore(HostConfig(name="bench-host", database_url=database_url, redis_url=redis_url,
+        host = SessionHostCore(HostConfig(master_key=MASTER_KEY, name="bench-host", database_url=database_url, redis_url=redis_url,
                                           redis_prefix=prefix, stream_shards=shards, simulator_url=sim_url))  # fmt: skip
         async with SimulatorClient(sim_url) as sim:
             await wait_until(sim.health, 30, "the simulator")

@@ -32,6 +32,8 @@ from tenants.context import tenant_context
 from tenants.migrations import migrate_public
 from tenants.provisioning import create_tenant
 
+MASTER_KEY = "benchmark-master-key-" + "k" * 24  # a scratch database's data keys die with it
+
 __all__ = ["run_sessions_bench"]
 
 
@@ -61,7 +63,7 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, sessions: 
                     made += 1
         async with SimulatorClient(sim_url) as sim:
             await wait_until(sim.health, 30, "the simulator")
-        config = HostConfig(name="unused", database_url=database_url, redis_url=redis_url, redis_prefix=prefix,
+        config = HostConfig(master_key=MASTER_KEY, name="unused", database_url=database_url, redis_url=redis_url, redis_prefix=prefix,
                             simulator_url=sim_url, db_pool_size=10)  # fmt: skip
         supervisor = get_or_create_supervisor(config, per_host, 0.5)
         started = time.monotonic()

@@ -12,10 +12,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from saas.auth.controllers import ApiTokenController, AuthController
 from saas.auth.guards import provide_caller
-from saas.errors import exception_handlers
+from saas.errors import document_problems, exception_handlers
 from saas.events import events_socket
 from saas.health.controllers import HealthController
 from saas.observability import RequestObserver, init_sentry
+from saas.platform.controllers import PlatformController
 from saas.runtime import Runtime
 from saas.settings import Settings
 from saas.tickets.controllers import TicketController
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> Litestar:
             UsersController,
             ProfileController,
             AuditController,
+            PlatformController,
             ApiTokenController,
             events_socket,
             *ui_route_handlers(),
@@ -64,5 +66,6 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     # Wrap the whole handler (not a route middleware) so 404s and early errors are observed too.
+    document_problems(app)
     app.asgi_handler = RequestObserver(app.asgi_handler)
     return app

@@ -62,11 +62,12 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def host_config(settings: Settings, name: str = "atende-host-0") -> Any:
     from supervisor.host import HostConfig
 
-    settings.require("database_url", "redis_url")
+    settings.require("database_url", "redis_url", "master_key")
     assert settings.database_url is not None and settings.redis_url is not None
     return HostConfig(name=name, database_url=settings.database_url, redis_url=settings.redis_url,
                       redis_prefix=settings.redis_prefix, stream_shards=settings.stream_shards,
-                      simulator_url=settings.simulator_url)  # fmt: skip
+                      simulator_url=settings.simulator_url, master_key=settings.master_key or "",
+                      previous_master_keys=settings.previous_master_keys)  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -175,6 +176,42 @@ def _set_status(status: str) -> Callable[[argparse.Namespace, Settings], int]:
     return command
 
 
+def cmd_operators_create(args: argparse.Namespace, settings: Settings) -> int:
+    from saas.platform.service import create_operator
+
+    password = _read_password(args.password)
+
+    async def work() -> int:
+        operator_id = await create_operator(args.email, args.name, password)
+        print(f"created platform operator {args.email} (id {operator_id})")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def _set_operator_active(active: bool) -> Callable[[argparse.Namespace, Settings], int]:
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        from saas.platform.service import set_operator_active
+
+        async def work() -> int:
+            await set_operator_active(args.email, active)
+            print(f"operator {args.email} is now {'enabled' if active else 'disabled'}; its earlier tokens are revoked")
+            return 0
+
+        return _with_db(settings, work)
+
+    return command
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from tenants.secrets import keys_rotate_main
+
+    settings.require("master_key")
+    return _with_db(settings, lambda: keys_rotate_main(settings.master_key or "", settings.previous_master_keys,
+                                                       concurrency=args.concurrency or settings.migrate_concurrency,
+                                                       verbose=args.verbose))  # fmt: skip
+
+
 def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from bench.ingest import run_ingest_bench
 
@@ -259,6 +296,25 @@ def build_parser() -> argparse.ArgumentParser:
     verb("suspend", "Suspend a tenant: its users and sessions get no access.", _set_status("suspended"),
          tenant_verbs).add_argument("slug")  # fmt: skip
     verb("resume", "Resume a suspended tenant.", _set_status("active"), tenant_verbs).add_argument("slug")
+
+    operators = verb("operators", "Create, disable or enable platform operators (platform staff).", lambda a, s: 2)
+    operator_verbs = operators.add_subparsers(dest="operator_verb", metavar="ACTION", required=True)
+    add_operator = verb("create", "Add a platform operator (argon2id password).", cmd_operators_create, operator_verbs)
+    add_operator.add_argument("email", help="the operator's e-mail (unique, case-insensitive)")
+    add_operator.add_argument("--name", required=True, help="display name")
+    add_operator.add_argument("--password", required=True, help="8-128 characters; '-' reads it from stdin")
+    verb("disable", "Disable an operator and revoke its tokens.", _set_operator_active(False),
+         operator_verbs).add_argument("email")  # fmt: skip
+    verb("enable", "Enable an operator again (tokens issued before stay revoked).", _set_operator_active(True),
+         operator_verbs).add_argument("email")  # fmt: skip
+
+    keys = verb("keys", "Manage the master key that wraps every tenant's data key (secrets at rest).", lambda a, s: 2)
+    key_verbs = keys.add_subparsers(dest="keys_verb", metavar="ACTION", required=True)
+    rotate = verb("rotate", "Re-wrap every tenant data key with ATENDE_MASTER_KEY (resumable; a no-op when done). "
+                  "Deploy the new key first, with the old one in ATENDE_PREVIOUS_MASTER_KEYS.", cmd_keys_rotate,
+                  key_verbs)  # fmt: skip
+    rotate.add_argument("--concurrency", type=int, help="tenants re-wrapped at once (default 8)")
+    rotate.add_argument("-v", "--verbose", action="store_true", help="print every tenant")
 
     bench = verb("bench", "Benchmarks that print JSON.", lambda a, s: 2)
     bench_verbs = bench.add_subparsers(dest="bench_verb", metavar="BENCH", required=True)

@@ -50,6 +50,11 @@ def _secret_key(settings: Settings) -> str:
     return _kept(settings, settings.secret_key, "secret-key", lambda: secrets.token_urlsafe(48))
 
 
+def _master_key(settings: Settings) -> str:
+    """The master key of ``atende dev``: kept, or the stored (encrypted) credentials would become unreadable."""
+    return _kept(settings, settings.master_key, "master-key", lambda: secrets.token_urlsafe(32))
+
+
 def _demo_password(settings: Settings) -> str:
     """``ATENDE_DEMO_PASSWORD``, else a generated one that every later run prints again."""
     return _kept(settings, settings.demo_password, "demo-password", lambda: secrets.token_urlsafe(12))
@@ -138,7 +143,7 @@ def run_dev(settings: Settings) -> int:
             redis_url = stack.enter_context(embedded_redis(data_dir / "redis"))
             settings = _replace(settings, redis_url=redis_url)
         password = _demo_password(settings)
-        settings = _replace(settings, secret_key=_secret_key(settings))
+        settings = _replace(settings, secret_key=_secret_key(settings), master_key=_master_key(settings))
         asyncio.run(_prepare(settings, password))
         base = f"http://{settings.host}:{settings.port}"
         banner = [
@@ -164,7 +169,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": settings.database_url or "", "REDIS_URL": settings.redis_url or "",
-        "ATENDE_SECRET_KEY": settings.secret_key or "", "ATENDE_ENV": "dev", "ATENDE_LOG_FORMAT": settings.log_format,
+        "ATENDE_SECRET_KEY": settings.secret_key or "", "ATENDE_MASTER_KEY": settings.master_key or "", "ATENDE_ENV": "dev", "ATENDE_LOG_FORMAT": settings.log_format,
         "ATENDE_SIMULATOR_URL": settings.simulator_url, "ATENDE_REDIS_PREFIX": settings.redis_prefix,
         "ATENDE_STREAM_SHARDS": str(settings.stream_shards),
     })  # fmt: skip

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from litestar import Request, Response
+import msgspec
+from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Reference, Schema
 from litestar.types import ExceptionHandlersMap
 
 from saas.logs import log_context
@@ -35,10 +37,12 @@ __all__ = [
     "InvalidInput",
     "NoTenantContext",
     "NotFound",
+    "Problem",
     "ServiceUnavailable",
     "TenantExists",
     "TenantNotFound",
     "TenantSuspended",
+    "document_problems",
     "exception_handlers",
     "problem",
 ]
@@ -61,6 +65,72 @@ _HTTP_CODES = {
 }
 
 
+class Problem(msgspec.Struct, kw_only=True):
+    """The body of every error (RFC 9457 problem details plus our stable ``code``)."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str
+    request_id: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input (validation_error, invalid_input, ...)",
+    401: "Missing, invalid or expired credentials (invalid_token, invalid_credentials)",
+    403: "Not allowed (permission_denied, plan_limit_reached, tenant_suspended)",
+    404: "Not found, or not visible to the caller",
+    405: "Method not allowed",
+    409: "Conflict with the current state",
+    415: "Unsupported media type",
+    429: "Rate limited; see Retry-After",
+    500: "Internal error",
+}
+
+
+_PROBLEM_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["type", "title", "status", "code", "detail", "instance"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING),
+        "title": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "code": Schema(type=OpenAPIType.STRING, description="stable, machine-readable error code"),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "instance": Schema(type=OpenAPIType.STRING),
+        "request_id": Schema(type=OpenAPIType.STRING),
+    },
+)
+
+
+def document_problems(app: Litestar) -> None:
+    """Declare, in the OpenAPI document, the problem+json answers every operation can give — so clients (and
+    schemathesis) know them. Done on the generated document (not per handler) so no route can forget it."""
+    schema = app.openapi_schema
+    schema.components.schemas["Problem"] = _PROBLEM_SCHEMA
+    reference = Reference(ref="#/components/schemas/Problem")
+    for path, item in (schema.paths or {}).items():
+        statuses = [400, 405, 415, 500]
+        if path.startswith("/api/"):
+            statuses += [401, 403, 404, 409, 429]
+        if path == "/readyz":
+            statuses.append(503)
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses if operation.responses is not None else {}
+            for status in statuses:
+                current = responses.get(str(status))
+                content = dict(getattr(current, "content", None) or {})
+                content[PROBLEM_JSON] = OpenAPIMediaType(schema=reference)
+                description = getattr(current, "description", None) or _DESCRIPTIONS.get(status, "Not ready")
+                responses[str(status)] = OpenAPIResponse(description=description, content=content)
+            operation.responses = responses
+
+
 def problem(
     request: Request[Any, Any, Any], *, status: int, code: str, title: str, detail: str, **extra: Any
 ) -> Response[dict[str, Any]]:
@@ -75,8 +145,8 @@ def problem(
     request_id = log_context().get("request_id")
     if request_id:
         body["request_id"] = request_id
+    headers = dict(extra.pop("headers", None) or {})
     body.update(extra)
-    headers = {}
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -104,7 +174,8 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     if status >= 500:
         logger.error("http %s: %s", status, exc.detail, exc_info=exc)
     code = _HTTP_CODES.get(status, "http_error")
-    return problem(request, status=status, code=code, title=code.replace("_", " ").capitalize(), detail=exc.detail)
+    return problem(request, status=status, code=code, title=code.replace("_", " ").capitalize(), detail=exc.detail,
+                   headers=exc.headers)  # fmt: skip
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ()
     stream_shards: int = 4
     secret_key: str | None = None
+    master_key: str | None = None
+    previous_master_keys: tuple[str, ...] = ()
     previous_secret_keys: tuple[str, ...] = ()
     access_token_ttl_s: int = 900
     api_rate_per_min: int = 1200
@@ -158,6 +160,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ATENDE_SIMULATOR_URL", "simulator_url", _url("http"), "where the WhatsApp simulator listens (default http://127.0.0.1:8010)"),
     EnvVar("RAY_ADDRESS", "ray_address", str, "Ray cluster to join (default: a local Ray on 127.0.0.1)"),
     EnvVar("ATENDE_SECRET_KEY", "secret_key", _secret, "at least 32 random characters signing tokens (required by serve; dev generates one)"),
+    EnvVar("ATENDE_MASTER_KEY", "master_key", _secret, "at least 32 random characters wrapping every tenant's data key (secrets at rest); required by serve, worker, supervisor; dev generates and keeps one"),
+    EnvVar("ATENDE_PREVIOUS_MASTER_KEYS", "previous_master_keys", _secrets, "comma-separated earlier master keys, still unwrapping data keys until `atende keys rotate` re-wraps them"),
     EnvVar("ATENDE_PREVIOUS_SECRET_KEYS", "previous_secret_keys", _secrets, "comma-separated earlier signing keys, still accepted while tokens signed with them expire (key rotation)"),
     EnvVar("ATENDE_ACCESS_TOKEN_TTL", "access_token_ttl_s", _int_range(60, 86400), "access token lifetime in seconds (default 900)"),
     EnvVar("ATENDE_API_RATE_PER_MIN", "api_rate_per_min", _int_range(10, 1_000_000), "API requests per user per minute before 429 (default 1200)"),

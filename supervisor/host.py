@@ -50,6 +50,7 @@ from supervisor.wire import (
     utcnow,
 )
 from tenants import db
+from tenants.secrets import MasterKeys
 
 __all__ = ["HostConfig", "SessionHostCore", "SessionRunner", "TokenBucket"]
 
@@ -71,6 +72,8 @@ class HostConfig:
     send_rate_per_s: float = 20.0
     send_burst: int = 20
     db_pool_size: int = 10
+    master_key: str = ""  # wraps tenant data keys (credentials at rest); plain strings travel to Ray actors
+    previous_master_keys: tuple[str, ...] = ()
 
 
 class TokenBucket:
@@ -161,7 +164,8 @@ class SessionRunner:
         policy = self.host.config.policy
         while not self.stopping:
             try:
-                claim = await claim_session(self.spec, self.host.config.name, self.host.config.lease_ttl_s)
+                claim = await claim_session(self.spec, self.host.config.name, self.host.config.lease_ttl_s,
+                                            self.host.masters)  # fmt: skip
             except Exception:
                 logger.exception("lease of session %s failed", self.spec.registry_id)
                 await asyncio.sleep(1.0)
@@ -279,7 +283,8 @@ class SessionRunner:
         if self.token is None:
             return
         try:
-            if await record_state(self.spec, self.token, state, reason=reason, qr=qr, qr_expires_at=qr_expires_at,
+            if await record_state(self.spec, self.token, state, masters=self.host.masters, reason=reason, qr=qr,
+                                  qr_expires_at=qr_expires_at,
                                   credentials=credentials):  # fmt: skip
                 data = {"connection_id": self.spec.connection_id, "state": state.value, "reason": reason, "qr": qr,
                         "qr_expires_at": qr_expires_at.isoformat() if qr_expires_at else None}  # fmt: skip
@@ -380,6 +385,7 @@ class SessionHostCore:
     def __init__(self, config: HostConfig) -> None:
         self.config = config
         self.keys = StreamKeys(config.redis_prefix, config.stream_shards)
+        self.masters = MasterKeys.from_strings(config.master_key, config.previous_master_keys)
         self.metrics = MetricsSink(config.redis_prefix)
         self.runners: dict[int, SessionRunner] = {}
         self._redis: Redis | None = None

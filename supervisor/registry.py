@@ -13,9 +13,10 @@ from datetime import datetime
 import msgspec
 
 from supervisor.wire import SessionState
-from tenants.context import tenant_context
+from tenants.context import TenantSession, tenant_context
 from tenants.db import pool
 from tenants.errors import TenantNotFound, TenantSuspended
+from tenants.secrets import MasterKeys, is_sealed, tenant_cipher
 
 __all__ = [
     "Claim",
@@ -78,7 +79,7 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     connection: ConnectionDetails | None
 
 
-async def claim_session(spec: SessionSpec, owner: str, ttl_s: float) -> Claim:
+async def claim_session(spec: SessionSpec, owner: str, ttl_s: float, masters: MasterKeys) -> Claim:
     """Take the session's lease and load its connection, in one tenant transaction and one statement.
 
     The token is None if another live owner holds the lease, or if the session is parked in a terminal
@@ -104,6 +105,7 @@ async def claim_session(spec: SessionSpec, owner: str, ttl_s: float) -> Claim:
                 """,
                 spec.registry_id, owner, ttl_s, list(TERMINAL_STATES), spec.connection_id,
             )  # fmt: skip
+            credentials = await _open_credentials(session, spec, masters, row["credentials"] if row else None)
     except (TenantNotFound, TenantSuspended):
         return Claim(token=None, state=None, connection=None)
     if row is None:
@@ -111,8 +113,25 @@ async def claim_session(spec: SessionSpec, owner: str, ttl_s: float) -> Claim:
     details = None
     if row["business_number"] is not None:
         details = ConnectionDetails(business_number=row["business_number"], endpoint=row["endpoint"],
-                                    credentials=row["credentials"])  # fmt: skip
+                                    credentials=credentials)  # fmt: skip
     return Claim(token=row["token"], state=row["state"], connection=details)
+
+
+async def _open_credentials(session: TenantSession, spec: SessionSpec, masters: MasterKeys,
+                            stored: bytes | None) -> bytes | None:  # fmt: skip
+    """Decrypt stored credentials in the lease's transaction (a wrong master key rolls the claim back and is
+    retried, never mistaken for "no credentials", which would re-pair over good ones). Credentials written before
+    encryption existed are sealed on first read."""
+    if stored is None:
+        return None
+    cipher = await tenant_cipher(session.conn, spec.tenant_id, masters)
+    if is_sealed(stored):
+        return cipher.decrypt(stored)
+    await session.conn.execute(
+        "UPDATE connections SET credentials = $2 WHERE id = $1 AND credentials = $3",
+        spec.connection_id, cipher.encrypt(stored), stored,
+    )  # fmt: skip
+    return stored
 
 
 async def renew_lease(registry_id: int, owner: str, token: int, ttl_s: float) -> bool:
@@ -137,6 +156,7 @@ async def record_state(
     token: int,
     state: SessionState,
     *,
+    masters: MasterKeys,
     reason: str | None = None,
     qr: str | None = None,
     qr_expires_at: datetime | None = None,
@@ -148,6 +168,9 @@ async def record_state(
     """
     try:
         async with tenant_context(tenant_id=spec.tenant_id) as session:
+            sealed = None
+            if credentials is not None:  # same transaction: a new data key and its ciphertext commit together
+                sealed = (await tenant_cipher(session.conn, spec.tenant_id, masters)).encrypt(credentials)
             changed = await session.conn.fetchval(
                 """
                 WITH fenced AS (
@@ -159,7 +182,7 @@ async def record_state(
                 WHERE id = $4 AND EXISTS (SELECT 1 FROM fenced)
                 RETURNING true
                 """,
-                spec.registry_id, token, state.value, spec.connection_id, reason, qr, qr_expires_at, credentials,
+                spec.registry_id, token, state.value, spec.connection_id, reason, qr, qr_expires_at, sealed,
                 state is SessionState.LOGGED_OUT,
             )  # fmt: skip
     except (TenantNotFound, TenantSuspended):

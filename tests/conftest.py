@@ -123,6 +123,7 @@ def settings(database: str, redis_url: str, redis_prefix: str, tmp_path: Path) -
         redis_prefix=redis_prefix,
         data_dir=tmp_path,
         secret_key="test-secret-key-" + "x" * 32,
+        master_key="test-master-key-" + "m" * 32,
     )
 
 

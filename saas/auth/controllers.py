@@ -8,13 +8,14 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from saas.auth import api_tokens, ratelimit
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.auth.service import LoginResult, login, logout, refresh
+from saas.params import Id
 from saas.runtime import Runtime
 
 __all__ = ["WS_TICKET_TTL_S", "AuthController"]
@@ -113,7 +114,7 @@ class ApiTokenController(Controller):
     @post("/{token_id:int}/revoke", summary="Revoke an API token", status_code=200,
           guards=[requires(Permission.API_TOKENS_MANAGE)])  # fmt: skip
     async def revoke(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
-                     token_id: FromPath[int]) -> api_tokens.ApiTokenOut:  # fmt: skip
+                     token_id: Id) -> api_tokens.ApiTokenOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await api_tokens.revoke(session, actor_id=principal.user_id, token_id=token_id,
                                            origin=request.client.host if request.client else None)  # fmt: skip

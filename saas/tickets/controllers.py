@@ -6,12 +6,13 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.outbox import mark_dirty, relay_tenant
+from saas.params import Id
 from saas.runtime import Runtime
 from saas.tickets.schemas import MessageOut, MessagePage, SendMessage, TicketOut, TicketPage
 from saas.tickets.service import get_ticket, list_messages, list_tickets, queue_text
@@ -39,7 +40,7 @@ class TicketController(Controller):
             return await list_tickets(session, status=status, limit=limit, cursor=cursor)
 
     @get("/{ticket_id:int}", summary="One ticket", guards=[requires(Permission.TICKETS_READ)])
-    async def detail(self, caller: NamedDependency[Caller], ticket_id: FromPath[int]) -> TicketOut:
+    async def detail(self, caller: NamedDependency[Caller], ticket_id: Id) -> TicketOut:
         async with principal_context(caller.claims) as (_principal, session):
             return await get_ticket(session, ticket_id)
 
@@ -49,7 +50,7 @@ class TicketController(Controller):
         guards=[requires(Permission.TICKETS_READ)],
     )
     async def messages(
-        self, caller: NamedDependency[Caller], ticket_id: FromPath[int], limit: Limit = 50, cursor: Cursor = None
+        self, caller: NamedDependency[Caller], ticket_id: Id, limit: Limit = 50, cursor: Cursor = None
     ) -> MessagePage:
         async with principal_context(caller.claims) as (_principal, session):
             return await list_messages(session, ticket_id, limit=limit, cursor=cursor)
@@ -64,7 +65,7 @@ class TicketController(Controller):
         self,
         caller: NamedDependency[Caller],
         runtime: NamedDependency[Runtime],
-        ticket_id: FromPath[int],
+        ticket_id: Id,
         data: JSONBody[SendMessage],
     ) -> MessageOut:
         await mark_dirty(runtime.redis_client, runtime.keys, caller.claims.tid)  # before the commit: see saas.outbox

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from saas.audit.service import AuditPage, list_entries
 from saas.auth import ratelimit
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
+from saas.params import Id
 from saas.runtime import Runtime
 from saas.users.schemas import (
     AcceptInvite,
@@ -65,7 +66,7 @@ class UsersController(Controller):
             return await list_users(session, limit=limit, cursor=cursor)
 
     @get("/{user_id:int}", summary="One user", guards=[requires(Permission.USERS_READ)])
-    async def detail(self, caller: NamedDependency[Caller], user_id: FromPath[int]) -> UserOut:
+    async def detail(self, caller: NamedDependency[Caller], user_id: Id) -> UserOut:
         async with principal_context(caller.claims) as (_principal, session):
             return await get_user(session, user_id)
 
@@ -80,7 +81,7 @@ class UsersController(Controller):
 
     @patch("/{user_id:int}", summary="Change a user's role or name (a role change ends their sessions)",
            guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip
-    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], user_id: FromPath[int],
+    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], user_id: Id,
                      data: JSONBody[UserUpdate]) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_update(session, actor_id=principal.user_id, user_id=user_id, role=_value(data.role),
@@ -89,14 +90,14 @@ class UsersController(Controller):
     @post("/{user_id:int}/disable", summary="Disable a user (ends their sessions)", status_code=200,
           guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip
     async def disable(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
-                      user_id: FromPath[int]) -> UserOut:  # fmt: skip
+                      user_id: Id) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_set_active(session, actor_id=principal.user_id, user_id=user_id, active=False,
                                        origin=_origin(request))  # fmt: skip
 
     @post("/{user_id:int}/enable", summary="Enable a user", status_code=200, guards=[requires(Permission.USERS_MANAGE)])
     async def enable(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
-                     user_id: FromPath[int]) -> UserOut:  # fmt: skip
+                     user_id: Id) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_set_active(session, actor_id=principal.user_id, user_id=user_id, active=True,
                                        origin=_origin(request))  # fmt: skip
@@ -104,7 +105,7 @@ class UsersController(Controller):
     @post("/{user_id:int}/password-reset", summary="Issue a one-time password reset token (shown once)",
           status_code=201, guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip
     async def password_reset(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
-                             user_id: FromPath[int]) -> ResetToken:  # fmt: skip
+                             user_id: Id) -> ResetToken:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             token, expires = await issue_reset_token(session, actor_id=principal.user_id, user_id=user_id,
                                                      origin=_origin(request))  # fmt: skip

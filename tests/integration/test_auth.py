@@ -210,7 +210,7 @@ def _api_routes(app: Litestar) -> list[tuple[str, str, Any]]:
 
 PUBLIC = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/logout"),
           ("POST", "/api/v1/auth/accept-invite"), ("POST", "/api/v1/auth/reset-password"),
-          ("WS", "/api/v1/events")}  # fmt: skip
+          ("POST", "/api/v1/platform/auth/login"), ("WS", "/api/v1/events")}  # fmt: skip
 
 
 def test_every_api_route_declares_its_permission(settings: Settings) -> None:

@@ -30,7 +30,8 @@ def atende(*args: str, env: dict[str, str] | None = None, stdin: str | None = No
     "verb",
     [[], ["serve"], ["dev"], ["migrate"], ["tenants"], ["tenants", "create"], ["tenants", "list"],
      ["tenants", "suspend"], ["tenants", "resume"], ["bench"], ["bench", "tenants"], ["worker"], ["supervisor"],
-     ["simulator"], ["sim", "send"], ["sim", "inbox"]],
+     ["simulator"], ["sim", "send"], ["sim", "inbox"], ["operators"], ["operators", "create"],
+     ["operators", "disable"], ["operators", "enable"]],
 )  # fmt: skip
 def test_every_verb_has_help(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -86,3 +87,19 @@ async def test_tenants_create_list_suspend_resume(create_database: Callable[[], 
     missing = atende("tenants", "suspend", "nobody", env=env)
     assert missing.returncode == 2
     assert "[tenant_not_found]" in missing.stderr
+
+
+async def test_operators_create_disable_enable(create_database: Callable[[], Awaitable[str]]) -> None:
+    env = {"DATABASE_URL": await create_database()}
+    assert atende("migrate", env=env).returncode == 0
+    created = atende("operators", "create", "Ops@Atende.example", "--name", "Ops", "--password", "-", env=env,
+                     stdin="operator battery staple\n")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "created platform operator" in created.stdout
+    again = atende("operators", "create", "ops@atende.example", "--name", "Ops", "--password", "another long one",
+                   env=env)  # fmt: skip
+    assert (again.returncode, "[operator_exists]" in again.stderr) == (2, True)
+    assert atende("operators", "disable", "ops@atende.example", env=env).returncode == 0
+    assert atende("operators", "enable", "OPS@atende.example", env=env).returncode == 0
+    missing = atende("operators", "disable", "nobody@atende.example", env=env)
+    assert (missing.returncode, "[operator_not_found]" in missing.stderr) == (2, True)

@@ -33,6 +33,7 @@ from tenants.db import pool
 from tenants.provisioning import TenantInfo
 from tests.conftest import eventually, live_server
 
+MASTER_KEY = "test-master-key-" + "m" * 32
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 FAST = SimConfig(ack_sent_s=0.01, ack_delivered_s=0.05, ack_read_s=0.1, qr_first_s=5, qr_next_s=2)
 
@@ -83,7 +84,7 @@ async def stack_factory(
         stop = asyncio.Event()
         router = asyncio.create_task(RouterWorker(redis, keys, block_ms=100).run(stop))
         assert own.database_url is not None
-        host = SessionHostCore(HostConfig(name=f"test-host-{uuid.uuid4().hex[:6]}", database_url=own.database_url,
+        host = SessionHostCore(HostConfig(master_key=MASTER_KEY, name=f"test-host-{uuid.uuid4().hex[:6]}", database_url=own.database_url,
                                           redis_url=redis_url, redis_prefix=keys.prefix, stream_shards=keys.shards,
                                           simulator_url=sim_url, policy=policy or RestartPolicy(backoff_min_s=0.05),
                                           lease_ttl_s=5.0))  # fmt: skip
@@ -247,7 +248,7 @@ async def test_one_live_connection_per_session_across_hosts(stack_factory: Calla
     await eventually(lambda: _is(stack, "CONNECTED"))
     spec = await stack.spec()
     assert stack.settings.database_url is not None
-    rival = SessionHostCore(HostConfig(name="rival-host", database_url=stack.settings.database_url,
+    rival = SessionHostCore(HostConfig(master_key=MASTER_KEY, name="rival-host", database_url=stack.settings.database_url,
                                        redis_url=stack.host.config.redis_url, redis_prefix=stack.keys.prefix,
                                        stream_shards=stack.keys.shards, simulator_url=stack.settings.simulator_url,
                                        lease_ttl_s=5.0))  # fmt: skip
@@ -267,7 +268,7 @@ async def test_one_live_connection_per_session_across_hosts(stack_factory: Calla
         from supervisor.registry import record_state
         from supervisor.wire import SessionState
 
-        assert not await record_state(spec, owner["lease_token"] - 1, SessionState.STOPPED)
+        assert not await record_state(spec, owner["lease_token"] - 1, SessionState.STOPPED, masters=stack.host.masters)
         assert await stack.state() == "CONNECTED"
     finally:
         await rival.shutdown()

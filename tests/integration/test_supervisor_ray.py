@@ -29,6 +29,7 @@ from tenants.db import pool
 from tenants.provisioning import TenantInfo
 from tests.conftest import eventually
 
+MASTER_KEY = "test-master-key-" + "m" * 32
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 
 
@@ -53,7 +54,7 @@ async def test_killed_host_returns_with_its_sessions_and_nothing_is_lost(
                 await create_connection(session, name=number, provider="simulator", business_number=number,
                                         endpoint=server.url)  # fmt: skip
         assert settings.database_url is not None
-        host_config = HostConfig(name="unused", database_url=settings.database_url, redis_url=redis_url,
+        host_config = HostConfig(master_key=MASTER_KEY, name="unused", database_url=settings.database_url, redis_url=redis_url,
                                  redis_prefix=keys.prefix, stream_shards=keys.shards, simulator_url=server.url,
                                  policy=RestartPolicy(backoff_min_s=0.05), lease_ttl_s=5.0)  # fmt: skip
         supervisor: Any = get_or_create_supervisor(host_config, sessions_per_host=10, interval_s=0.3)
