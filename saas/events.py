@@ -20,6 +20,7 @@ from litestar.exceptions import WebSocketDisconnect
 from saas.auth.principal import principal_context
 from saas.auth.tokens import Claims
 from saas.runtime import Runtime
+from saas.tickets.service import visible_tickets
 
 __all__ = ["events_socket"]
 
@@ -34,6 +35,16 @@ def _origin_allowed(socket: WebSocket[Any, Any, Any], runtime: Runtime) -> bool:
         return True  # not a browser: no cross-site risk, the ticket is the credential
     host = socket.headers.get("host", "")
     return urlsplit(origin).netloc == host or origin in runtime.settings.cors_origins
+
+
+async def _visible(claims: Claims, batch: list[tuple[str, dict[str, Any]]]) -> set[int] | None:
+    """For an agent, the tickets of this batch they may see (and a re-check that they may still connect at all);
+    None means every ticket (admins, supervisors)."""
+    if claims.role != "agent":
+        return None
+    ids = sorted({e["ticket_id"] for _, e in batch if e.get("ticket_id") is not None})
+    async with principal_context(claims) as (principal, session):
+        return await visible_tickets(session, ids, principal) if ids else set()
 
 
 @websocket("/api/v1/events", summary="Realtime inbox events (auth: ?ticket= from /auth/ws-ticket)")
@@ -60,11 +71,14 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
             if not response:
                 await socket.send_json({"type": "ping"})
                 continue
-            for _key, items in response:
-                for entry_id, fields in items:
-                    last_id = entry_id.decode()
-                    event = _decoder.decode(fields[b"e"])
-                    await socket.send_json({"id": last_id, **event})
+            batch = [(entry_id.decode(), _decoder.decode(fields[b"e"])) for _key, items in response
+                     for entry_id, fields in items]  # fmt: skip
+            visible = await _visible(claims, batch)
+            for entry_id, event in batch:
+                last_id = entry_id
+                ticket_id = event.get("ticket_id")
+                if ticket_id is None or visible is None or ticket_id in visible:
+                    await socket.send_json({"id": entry_id, **event})
 
     sender = asyncio.create_task(pump())
     try:

@@ -36,13 +36,13 @@ class TicketController(Controller):
         cursor: Cursor = None,
         status: Annotated[str | None, QueryParameter(name="status")] = None,
     ) -> TicketPage:
-        async with principal_context(caller.claims) as (_principal, session):
-            return await list_tickets(session, status=status, limit=limit, cursor=cursor)
+        async with principal_context(caller.claims) as (principal, session):
+            return await list_tickets(session, status=status, limit=limit, cursor=cursor, viewer=principal)
 
     @get("/{ticket_id:int}", summary="One ticket", guards=[requires(Permission.TICKETS_READ)])
     async def detail(self, caller: NamedDependency[Caller], ticket_id: Id) -> TicketOut:
-        async with principal_context(caller.claims) as (_principal, session):
-            return await get_ticket(session, ticket_id)
+        async with principal_context(caller.claims) as (principal, session):
+            return await get_ticket(session, ticket_id, principal)
 
     @get(
         "/{ticket_id:int}/messages",
@@ -52,8 +52,8 @@ class TicketController(Controller):
     async def messages(
         self, caller: NamedDependency[Caller], ticket_id: Id, limit: Limit = 50, cursor: Cursor = None
     ) -> MessagePage:
-        async with principal_context(caller.claims) as (_principal, session):
-            return await list_messages(session, ticket_id, limit=limit, cursor=cursor)
+        async with principal_context(caller.claims) as (principal, session):
+            return await list_messages(session, ticket_id, limit=limit, cursor=cursor, viewer=principal)
 
     @post(
         "/{ticket_id:int}/messages",
@@ -71,7 +71,7 @@ class TicketController(Controller):
         await mark_dirty(runtime.redis_client, runtime.keys, caller.claims.tid)  # before the commit: see saas.outbox
         async with principal_context(caller.claims) as (principal, session):
             message, events, created = await queue_text(session, ticket_id, user_id=principal.user_id, text=data.text,
-                                                        client_id=data.client_id)  # fmt: skip
+                                                        client_id=data.client_id, viewer=principal)  # fmt: skip
         if created:
             await relay_tenant(runtime.redis_client, runtime.keys, caller.claims.tid, message_ids=[message.id])
             await publish(runtime.redis_client, runtime.keys, caller.claims.tid, events)

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from saas.auth.principal import Principal
 from saas.tickets.schemas import ContactOut, MessageOut, MessagePage, TicketOut, TicketPage
 from supervisor.realtime import RealtimeEvent
 from tenants.context import TenantSession
@@ -17,6 +18,15 @@ from tenants.errors import InvalidInput, NotFound
 __all__ = ["TicketNotFound", "list_messages", "list_tickets", "queue_text"]
 
 STATUSES = ("pending", "open", "closed")
+
+
+def agent_filter(viewer: Principal | None) -> int | None:
+    """The user id whose tickets an agent may see (assigned to them, or unassigned), or None for everyone.
+
+    Supervisors and admins see the whole tenant until queues exist; then agents and supervisors are narrowed
+    to their queues (ticketing issue). An integration token sees what its scopes allow, tenant-wide.
+    """
+    return viewer.user_id if viewer is not None and viewer.role == "agent" else None
 
 
 class TicketNotFound(NotFound):
@@ -53,7 +63,9 @@ def _ticket(row: asyncpg.Record) -> TicketOut:
     )  # fmt: skip
 
 
-async def list_tickets(session: TenantSession, *, status: str | None, limit: int, cursor: str | None) -> TicketPage:
+async def list_tickets(
+    session: TenantSession, *, status: str | None, limit: int, cursor: str | None, viewer: Principal | None = None
+) -> TicketPage:
     """Newest activity first; keyset pagination on (last activity, id)."""
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
@@ -68,12 +80,12 @@ async def list_tickets(session: TenantSession, *, status: str | None, limit: int
     rows = await session.conn.fetch(
         f"""
         SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id
-        WHERE ($1::text IS NULL OR t.status = $1)
+        WHERE ($1::text IS NULL OR t.status = $1) AND ($5::bigint IS NULL OR t.user_id = $5 OR t.user_id IS NULL)
           AND ($2::timestamptz IS NULL OR (coalesce(t.last_message_at, t.created_at), t.id) < ($2, $3))
         ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id DESC
         LIMIT $4
         """,
-        status, after_at, after_id, limit + 1,
+        status, after_at, after_id, limit + 1, agent_filter(viewer),
     )  # fmt: skip
     items = [_ticket(r) for r in rows[:limit]]
     next_cursor = None
@@ -83,10 +95,12 @@ async def list_tickets(session: TenantSession, *, status: str | None, limit: int
     return TicketPage(items=items, next_cursor=next_cursor)
 
 
-async def get_ticket(session: TenantSession, ticket_id: int) -> TicketOut:
+async def get_ticket(session: TenantSession, ticket_id: int, viewer: Principal | None = None) -> TicketOut:
     row = await session.conn.fetchrow(
-        f"SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1", ticket_id
-    )
+        f"SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1"
+        " AND ($2::bigint IS NULL OR t.user_id = $2 OR t.user_id IS NULL)",
+        ticket_id, agent_filter(viewer),
+    )  # fmt: skip
     if row is None:
         raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
     return _ticket(row)
@@ -96,9 +110,11 @@ _MESSAGE_COLUMNS = """id, ticket_id, from_me, kind, body AS text, status, sender
                       error_code, error_title, client_id, occurred_at, created_at"""
 
 
-async def list_messages(session: TenantSession, ticket_id: int, *, limit: int, cursor: str | None) -> MessagePage:
+async def list_messages(
+    session: TenantSession, ticket_id: int, *, limit: int, cursor: str | None, viewer: Principal | None = None
+) -> MessagePage:
     """The latest ``limit`` messages before the cursor, oldest first; ``next_cursor`` pages further back."""
-    await get_ticket(session, ticket_id)
+    await get_ticket(session, ticket_id, viewer)
     before = int(_uncursor(cursor, 1)[0]) if cursor else None
     rows = await session.conn.fetch(
         f"""
@@ -113,16 +129,33 @@ async def list_messages(session: TenantSession, ticket_id: int, *, limit: int, c
     return MessagePage(items=items, next_cursor=_cursor(page[-1]["id"]) if len(rows) > limit else None)
 
 
+async def visible_tickets(session: TenantSession, ticket_ids: list[int], viewer: Principal) -> set[int]:
+    """Which of ``ticket_ids`` the viewer may see (for filtering realtime events)."""
+    rows = await session.conn.fetch(
+        "SELECT id FROM tickets WHERE id = ANY($1::bigint[]) AND ($2::bigint IS NULL OR user_id = $2 OR user_id IS NULL)",
+        ticket_ids, agent_filter(viewer),
+    )  # fmt: skip
+    return {r["id"] for r in rows}
+
+
 async def queue_text(
-    session: TenantSession, ticket_id: int, *, user_id: int, text: str, client_id: uuid.UUID | None
+    session: TenantSession,
+    ticket_id: int,
+    *,
+    user_id: int,
+    text: str,
+    client_id: uuid.UUID | None,
+    viewer: Principal | None = None,
 ) -> tuple[MessageOut, list[RealtimeEvent], bool]:
     """Store an agent's message as QUEUED with its outbox entry; returns (message, events, created).
 
     A repeated ``client_id`` returns the first message instead of queueing it twice.
     """
     ticket = await session.conn.fetchrow(
-        "SELECT id, connection_id, status FROM tickets WHERE id = $1 FOR UPDATE", ticket_id
-    )
+        "SELECT id, connection_id, status FROM tickets WHERE id = $1"
+        " AND ($2::bigint IS NULL OR user_id = $2 OR user_id IS NULL) FOR UPDATE",
+        ticket_id, agent_filter(viewer),
+    )  # fmt: skip
     if ticket is None:
         raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
     if client_id is not None:

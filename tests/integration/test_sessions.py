@@ -31,6 +31,7 @@ from supervisor.streams import StreamKeys
 from tenants.context import tenant_context
 from tenants.db import pool
 from tenants.provisioning import TenantInfo
+from tenants.secrets import is_sealed
 from tests.conftest import eventually, live_server
 
 MASTER_KEY = "test-master-key-" + "m" * 32
@@ -214,6 +215,10 @@ async def test_replaced_is_quarantined(stack_factory: Callable[..., Awaitable[St
 async def test_network_loss_restarts_and_resumes_without_qr(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
     await eventually(lambda: _is(stack, "CONNECTED"))
+    async with tenant_context(stack.tenant.slug) as session:
+        stored = await session.conn.fetchval("SELECT credentials FROM connections")
+    assert stored is not None and is_sealed(stored)  # credentials at rest are encrypted with the tenant's data key
+    assert b"simcred" not in stored
     before = (await stack.sim.number(stack.number)).connects
     await stack.sim.fault(stack.number, "network")
     await eventually(lambda: _reconnected(stack, before), what="a new connection")
