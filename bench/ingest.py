@@ -1,7 +1,7 @@
 """``atende bench ingest``: inbound messages end to end, and the raw insert ceiling of the same database.
 
-The whole path runs: the simulator (a child process) generates the messages, one session host (in this
-process) receives them over WebSocket and appends them to Redis Streams, the router (a child process)
+The whole path runs: the simulator (a child process) generates the messages, one session host (a Ray actor
+placed by the supervisor, as in production) receives them over WebSocket and appends them to Redis Streams, the router (a child process)
 stores them in PostgreSQL and publishes realtime events. Latency is measured from the simulator's message
 timestamp to the realtime event the inbox would receive (its stream id is the time of publication, after
 the commit). The raw ceiling inserts the same rows with plain asyncpg, 100 per transaction, into the same
@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import ray
 from redis.asyncio import Redis
 
 from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop, wait_until
 from saas.connections.service import create_connection
 from saas.embedded import postgres_server, redis_server
 from saas.settings import Settings
-from supervisor.host import HostConfig, SessionHostCore
-from supervisor.registry import desired_sessions
+from supervisor.actors import get_or_create_supervisor
+from supervisor.cluster import connect_ray
+from supervisor.host import HostConfig
 from supervisor.simulator.client import SimulatorClient
 from supervisor.streams import StreamKeys
 from tenants import db
@@ -55,7 +57,7 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, tenants: i
     env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "ATENDE_REDIS_PREFIX": prefix,
            "ATENDE_STREAM_SHARDS": str(shards), "ATENDE_LOG_LEVEL": "WARNING", "ATENDE_SIMULATOR_URL": sim_url}  # fmt: skip
     children = []
-    host: SessionHostCore | None = None
+    supervisor: Any = None
     redis = Redis.from_url(redis_url)
     try:
         await migrate_public()
@@ -70,14 +72,19 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, tenants: i
         children.append(spawn(["simulator", "--port", str(sim_port), "--auto-pair"], env))
         children.append(spawn(["worker"], env))
         keys = StreamKeys(prefix, shards)
-        host = SessionHostCore(HostConfig(master_key=MASTER_KEY, name="bench-host", database_url=database_url, redis_url=redis_url,
-                                          redis_prefix=prefix, stream_shards=shards, simulator_url=sim_url))  # fmt: skip
+        # The session host runs as in production: a Ray actor placed by the supervisor, in its own process.
+        config = HostConfig(master_key=MASTER_KEY, name="unused", database_url=database_url, redis_url=redis_url,
+                            redis_prefix=prefix, stream_shards=shards, simulator_url=sim_url)  # fmt: skip
         async with SimulatorClient(sim_url) as sim:
             await wait_until(sim.health, 30, "the simulator")
-            await host.ensure(await desired_sessions())
+            supervisor = get_or_create_supervisor(config, sessions_per_host=1000, interval_s=0.5)
+            await supervisor.ensure_running.remote()
 
             async def connected() -> bool:
-                return all(r["state"] == "CONNECTED" for r in host.status()) and len(host.status()) == tenants
+                count = await db.pool().fetchval(
+                    "SELECT count(*) FROM public.session_registry WHERE state = 'CONNECTED'"
+                )
+                return int(count) == tenants
 
             await wait_until(connected, 60, "every session CONNECTED")
             per_tenant = messages // tenants
@@ -107,8 +114,11 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, tenants: i
             "ratio": round(throughput / ceiling, 3),
         }
     finally:
-        if host is not None:
-            await host.shutdown()
+        if supervisor is not None:
+            try:
+                await asyncio.wait_for(supervisor.shutdown_hosts.remote(), 60)
+            finally:
+                ray.kill(supervisor, no_restart=True)
         for child in children:
             stop(child)
         await redis.aclose()
@@ -194,4 +204,9 @@ def run_ingest_bench(settings: Settings, *, tenants: int = 4, messages: int = 50
     with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch, \
             postgres_server(settings.database_url, Path(scratch) / "pg") as server_url, \
             redis_server(settings.redis_url, Path(scratch) / "redis") as redis_url:  # fmt: skip
-        return asyncio.run(main(server_url, redis_url))
+        started_ray = connect_ray(settings.ray_address)
+        try:
+            return asyncio.run(main(server_url, redis_url))
+        finally:
+            if started_ray:
+                ray.shutdown()

@@ -34,6 +34,7 @@ from saas.logs import bind
 from saas.outbox import outbox_dirty_key, relay_tenant
 from saas.router.ingest import apply_batch
 from saas.settings import Settings
+from supervisor.host import tune_gc
 from supervisor.leases import RedisLease
 from supervisor.metrics import MetricsSink
 from supervisor.realtime import publish
@@ -203,6 +204,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     settings.require("database_url", "redis_url")
     assert settings.database_url is not None and settings.redis_url is not None
     stop = stop or asyncio.Event()
+    tune_gc()
     await db.start(settings.database_url, max_size=settings.db_pool_size)
     redis = Redis.from_url(settings.redis_url)
     try:
