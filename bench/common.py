@@ -9,16 +9,21 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from redis.asyncio import Redis
 
-__all__ = ["free_port", "scratch_database", "scratch_redis_prefix", "spawn", "stop", "wait_until"]
+from saas.embedded import postgres_server, redis_server
+from saas.settings import Settings
+
+__all__ = ["free_port", "run_in_scratch", "scratch_database", "scratch_redis_prefix", "spawn", "stop", "wait_until"]
 
 
 def free_port() -> int:
@@ -82,3 +87,33 @@ async def wait_until(check: Callable[[], Awaitable[Any]], within_s: float, what:
         if time.monotonic() > deadline:
             raise TimeoutError(f"benchmark timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+Measure = Callable[[str, str, str], Awaitable[dict[str, Any]]]
+
+
+def run_in_scratch(settings: Settings, stem: str, measure: Measure, *, with_ray: bool = False) -> dict[str, Any]:
+    """Run ``measure(database_url, redis_url, prefix)`` against a scratch database and Redis prefix (on the
+    configured servers, else local defaults, else embedded ones), optionally with a local Ray; clean up after."""
+
+    async def main(server_url: str, redis_url: str) -> dict[str, Any]:
+        async with scratch_database(server_url, stem) as database_url, scratch_redis_prefix(redis_url, stem) as prefix:
+            return await measure(database_url, redis_url, prefix)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch,
+        postgres_server(settings.database_url, Path(scratch) / "pg") as server_url,
+        redis_server(settings.redis_url, Path(scratch) / "redis") as redis_url,
+    ):
+        started_ray = False
+        if with_ray:
+            from supervisor.cluster import connect_ray
+
+            started_ray = connect_ray(settings.ray_address)
+        try:
+            return asyncio.run(main(server_url, redis_url))
+        finally:
+            if started_ray:
+                import ray
+
+                ray.shutdown()

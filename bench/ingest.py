@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import ray
 from redis.asyncio import Redis
 
-from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop, wait_until
+from bench.common import free_port, run_in_scratch, spawn, stop, wait_until
 from saas.connections.service import create_connection
-from saas.embedded import postgres_server, redis_server
 from saas.settings import Settings
 from supervisor.actors import get_or_create_supervisor
-from supervisor.cluster import connect_ray
 from supervisor.host import HostConfig
 from supervisor.simulator.client import SimulatorClient
 from supervisor.streams import StreamKeys
@@ -193,20 +189,9 @@ def run_ingest_bench(settings: Settings, *, tenants: int = 4, messages: int = 50
     if tenants < 1 or phones < 1 or messages < tenants * phones:
         raise ValueError("need tenants >= 1, phones >= 1 and messages >= tenants * phones")
 
-    async def main(server_url: str, redis_url: str) -> dict[str, Any]:
-        async with (
-            scratch_database(server_url, "ingest") as database_url,
-            scratch_redis_prefix(redis_url, "ingest") as prefix,
-        ):
-            return await _measure(database_url, redis_url, prefix, tenants=tenants, messages=messages, phones=phones,
-                                  shards=shards, rate=rate)  # fmt: skip
+    async def measure(database_url: str, redis_url: str, prefix: str) -> dict[str, Any]:
+        return await _measure(
+            database_url, redis_url, prefix, tenants=tenants, messages=messages, phones=phones, shards=shards, rate=rate
+        )
 
-    with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch, \
-            postgres_server(settings.database_url, Path(scratch) / "pg") as server_url, \
-            redis_server(settings.redis_url, Path(scratch) / "redis") as redis_url:  # fmt: skip
-        started_ray = connect_ray(settings.ray_address)
-        try:
-            return asyncio.run(main(server_url, redis_url))
-        finally:
-            if started_ray:
-                ray.shutdown()
+    return run_in_scratch(settings, "ingest", measure, with_ray=True)

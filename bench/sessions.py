@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psutil
 import ray
 
-from bench.common import free_port, scratch_database, scratch_redis_prefix, spawn, stop, wait_until
+from bench.common import free_port, run_in_scratch, spawn, stop, wait_until
 from saas.connections.service import create_connection
-from saas.embedded import postgres_server, redis_server
 from saas.settings import Settings
 from supervisor.actors import NAMESPACE, get_or_create_supervisor
-from supervisor.cluster import connect_ray
 from supervisor.host import HostConfig
 from supervisor.simulator.client import SimulatorClient
 from tenants import db
@@ -138,21 +134,7 @@ def run_sessions_bench(settings: Settings, *, sessions: int = 1000, per_host: in
     if sessions < 1 or per_host < 1 or tenants < 1:
         raise ValueError("sessions, per-host and tenants must be at least 1")
 
-    async def main(server_url: str, redis_url: str) -> dict[str, Any]:
-        async with (
-            scratch_database(server_url, "sessions") as database_url,
-            scratch_redis_prefix(redis_url, "sessions") as prefix,
-        ):
-            return await _measure(
-                database_url, redis_url, prefix, sessions=sessions, per_host=per_host, tenants=tenants
-            )
+    async def measure(database_url: str, redis_url: str, prefix: str) -> dict[str, Any]:
+        return await _measure(database_url, redis_url, prefix, sessions=sessions, per_host=per_host, tenants=tenants)
 
-    with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch, \
-            postgres_server(settings.database_url, Path(scratch) / "pg") as server_url, \
-            redis_server(settings.redis_url, Path(scratch) / "redis") as redis_url:  # fmt: skip
-        started_ray = connect_ray(settings.ray_address)
-        try:
-            return asyncio.run(main(server_url, redis_url))
-        finally:
-            if started_ray:
-                ray.shutdown()
+    return run_in_scratch(settings, "sessions", measure, with_ray=True)

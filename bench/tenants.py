@@ -1,24 +1,17 @@
 """``atende bench tenants``: provisioning latency and the cost of re-running ``atende migrate``.
 
-Runs in a scratch database (created and dropped here) on the server of ``DATABASE_URL``, else the local
-default port, else an embedded PostgreSQL. Provisioning is measured one tenant at a time, as an operator
+Runs in a scratch database (created and dropped) on the server of ``DATABASE_URL``, else the local default
+port, else an embedded PostgreSQL (``bench.common.run_in_scratch``). Provisioning is measured one tenant at a time, as an operator
 or a sign-up flow would do it, including the argon2id hash of the admin password.
 """
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
-from saas.embedded import postgres_server
+from bench.common import run_in_scratch
 from saas.settings import Settings
 from tenants import db
 from tenants.migrations import migrate_all, migrate_public
@@ -32,12 +25,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _measure(server_url: str, tenants: int, concurrency: int) -> dict[str, Any]:
-    name = f"atende_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+async def _measure(database_url: str, tenants: int, concurrency: int) -> dict[str, Any]:
+    await db.start(database_url, max_size=max(concurrency, 2))
     try:
-        await db.start(urlunsplit(urlsplit(server_url)._replace(path="/" + name)), max_size=max(concurrency, 2))
         await migrate_public()
         timings = []
         for i in range(tenants):
@@ -56,16 +46,14 @@ async def _measure(server_url: str, tenants: int, concurrency: int) -> dict[str,
         }
     finally:
         await db.stop()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def run_bench(settings: Settings, *, tenants: int = 1000, concurrency: int = 8) -> dict[str, Any]:
     """Provision ``tenants`` tenants, then time ``migrate_all`` over them; returns the figures."""
     if tenants < 1:
         raise ValueError("--tenants must be at least 1")
-    with (
-        tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch,
-        postgres_server(settings.database_url, Path(scratch) / "pg") as server_url,
-    ):
-        return asyncio.run(_measure(server_url, tenants, concurrency))
+
+    async def measure(database_url: str, _redis_url: str, _prefix: str) -> dict[str, Any]:
+        return await _measure(database_url, tenants, concurrency)
+
+    return run_in_scratch(settings, "tenants", measure)

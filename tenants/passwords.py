@@ -18,6 +18,7 @@ __all__ = [
     "common_passwords",
     "hash_password",
     "verify_password",
+    "verify_stored",
 ]
 
 MIN_PASSWORD_LENGTH = 8
@@ -50,6 +51,18 @@ def check_password(password: str) -> str:
 def hash_password(password: str) -> str:
     """argon2id hash of a password that passed :func:`check_password`."""
     return _HASHER.hash(check_password(password))
+
+
+@cache
+def _decoy_hash() -> str:
+    return _HASHER.hash("not a real password, only for timing")
+
+
+def verify_stored(password_hash: str | None, password: str) -> bool:
+    """Like :func:`verify_password`, but a missing account (``None``) costs the same time, and is never valid:
+    login timing does not reveal which e-mails exist."""
+    ok = verify_password(password_hash if password_hash is not None else _decoy_hash(), password)
+    return ok and password_hash is not None
 
 
 def verify_password(password_hash: str, password: str) -> bool:

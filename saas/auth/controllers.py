@@ -46,15 +46,10 @@ class AuthController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], runtime: NamedDependency[Runtime]
     ) -> LoginResult:
-        redis, prefix = runtime.redis_client, runtime.keys.prefix
         account = f"{data.tenant.lower()}:{data.email.strip().lower()}"
         address = request.client.host if request.client else "unknown"
-        # Count the attempt before checking the password: strict under concurrency; a success resets it.
-        await ratelimit.hit(redis, prefix, ratelimit.LOGIN_ACCOUNT, account)
-        await ratelimit.hit(redis, prefix, ratelimit.LOGIN_IP, address)
-        result = await login(runtime.tokens, tenant=data.tenant, email=data.email, password=data.password)
-        await ratelimit.reset(redis, prefix, ratelimit.LOGIN_ACCOUNT, account)
-        return result
+        async with ratelimit.login_attempt(runtime.redis_client, runtime.keys.prefix, account=account, address=address):
+            return await login(runtime.tokens, tenant=data.tenant, email=data.email, password=data.password)
 
     @post("/refresh", summary="Rotate a refresh token; reusing one revokes its whole login", status_code=200)
     async def refresh(self, data: JSONBody[RefreshRequest], runtime: NamedDependency[Runtime]) -> LoginResult:

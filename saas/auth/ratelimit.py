@@ -6,13 +6,15 @@ workers can never both let the 11th attempt through). Keys carry a hash tag so e
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from tenants.errors import AtendeError
 
-__all__ = ["LOGIN_ACCOUNT", "LOGIN_IP", "Limit", "RateLimited", "check", "hit", "reset"]
+__all__ = ["LOGIN_ACCOUNT", "LOGIN_IP", "Limit", "RateLimited", "check", "hit", "login_attempt", "reset"]
 
 # KEYS[1] counter; ARGV[1] limit, ARGV[2] window seconds, ARGV[3] 1 to count this attempt.
 # Returns {allowed (1/0), seconds until the window ends}.
@@ -72,3 +74,13 @@ async def hit(redis: Redis, prefix: str, limit: Limit, subject: str) -> None:
 
 async def reset(redis: Redis, prefix: str, limit: Limit, subject: str) -> None:
     await redis.delete(limit.key(prefix, subject))
+
+
+@contextlib.asynccontextmanager
+async def login_attempt(redis: Redis, prefix: str, *, account: str, address: str) -> AsyncIterator[None]:
+    """Count a login attempt against the account and the address *before* the password is checked (strict under
+    concurrency: the 11th attempt is refused whatever the timing); a successful login resets the account."""
+    await hit(redis, prefix, LOGIN_ACCOUNT, account)
+    await hit(redis, prefix, LOGIN_IP, address)
+    yield
+    await reset(redis, prefix, LOGIN_ACCOUNT, account)

@@ -15,11 +15,10 @@ import msgspec
 from saas.auth.tokens import InvalidToken, TokenService
 from tenants.context import TenantSession, tenant_context
 from tenants.errors import AtendeError, TenantNotFound, TenantSuspended
-from tenants.passwords import hash_password, verify_password
+from tenants.passwords import verify_stored
 
 __all__ = ["InvalidCredentials", "LoginResult", "RefreshReused", "login", "logout", "refresh"]
 
-_DUMMY_HASH = hash_password("not a real password, only for timing")
 REFRESH_TTL_S = 14 * 24 * 3600
 
 
@@ -71,13 +70,13 @@ async def login(tokens: TokenService, *, tenant: str, email: str, password: str)
             row = await session.conn.fetchrow(
                 "SELECT id, password_hash, active, role, token_version FROM users WHERE lower(email) = lower($1)", email
             )
-            ok = verify_password(row["password_hash"] if row and row["password_hash"] else _DUMMY_HASH, password)
+            ok = verify_stored(row["password_hash"] if row else None, password)
             if row is None or not ok or not row["active"]:
                 raise InvalidCredentials("wrong tenant, e-mail or password")
             return await _issue_pair(session, tokens, user_id=row["id"], version=row["token_version"],
                                      role=row["role"], family=secrets.token_urlsafe(12))  # fmt: skip
     except (TenantNotFound, TenantSuspended):
-        verify_password(_DUMMY_HASH, password)
+        verify_stored(None, password)
         raise InvalidCredentials("wrong tenant, e-mail or password") from None
 
 

@@ -28,16 +28,11 @@ class PlatformController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[OperatorLogin], runtime: NamedDependency[Runtime]
     ) -> OperatorToken:
-        redis, prefix = runtime.redis_client, runtime.keys.prefix
         # "platform" is a reserved tenant slug, so this never shares a counter with a tenant account.
         account = f"platform:{data.email.strip().lower()}"
         address = request.client.host if request.client else "unknown"
-        # Count the attempt before checking the password: strict under concurrency; a success resets it.
-        await ratelimit.hit(redis, prefix, ratelimit.LOGIN_ACCOUNT, account)
-        await ratelimit.hit(redis, prefix, ratelimit.LOGIN_IP, address)
-        result = await login(runtime.tokens, email=data.email, password=data.password)
-        await ratelimit.reset(redis, prefix, ratelimit.LOGIN_ACCOUNT, account)
-        return result
+        async with ratelimit.login_attempt(runtime.redis_client, runtime.keys.prefix, account=account, address=address):
+            return await login(runtime.tokens, email=data.email, password=data.password)
 
     @get("/tenants", summary="List tenants, oldest first", guards=[requires(Permission.PLATFORM_TENANTS)])
     async def tenants(self, caller: NamedDependency[Caller]) -> TenantPage:

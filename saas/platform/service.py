@@ -26,7 +26,7 @@ from saas.logs import update
 from saas.platform.schemas import CreateTenant, OperatorToken, TenantOut, TenantPage
 from tenants.db import pool
 from tenants.errors import Conflict, NotFound, TenantNotFound
-from tenants.passwords import hash_password, verify_password
+from tenants.passwords import hash_password, verify_stored
 from tenants.provisioning import TenantInfo, check_email, check_name, create_tenant, list_tenants, set_tenant_status
 from tenants.tables import Tenant
 
@@ -51,7 +51,6 @@ OPERATOR_TOKEN_TTL_S = 30 * 60
 audit = logging.getLogger("atende.audit")
 
 # A verification against this hash costs what a real one does, so timing does not reveal unknown e-mails.
-_DUMMY_HASH = hash_password("not a real password, only for timing")
 
 
 class OperatorExists(Conflict):
@@ -90,7 +89,7 @@ async def login(tokens: TokenService, *, email: str, password: str) -> OperatorT
         "SELECT id, password_hash, active, token_version FROM public.platform_operators WHERE lower(email) = lower($1)",
         email.strip(),
     )
-    ok = verify_password(row["password_hash"] if row is not None else _DUMMY_HASH, password)
+    ok = verify_stored(row["password_hash"] if row is not None else None, password)
     if row is None or not ok or not row["active"]:
         raise InvalidCredentials("wrong e-mail or password")
     token = tokens.issue(user_id=row["id"], tenant_id=NO_TENANT, version=row["token_version"],
