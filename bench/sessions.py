@@ -61,7 +61,7 @@ async def _measure(database_url: str, redis_url: str, prefix: str, *, sessions: 
             await wait_until(sim.health, 30, "the simulator")
         config = HostConfig(master_key=MASTER_KEY, name="unused", database_url=database_url, redis_url=redis_url, redis_prefix=prefix,
                             simulator_url=sim_url, db_pool_size=10)  # fmt: skip
-        supervisor = get_or_create_supervisor(config, per_host, 0.5)
+        supervisor = get_or_create_supervisor(config, per_host)
         started = time.monotonic()
         await supervisor.ensure_running.remote()
 

@@ -58,7 +58,7 @@ class SessionHost:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100)  # type: ignore[call-overload]
 class Supervisor:
-    def __init__(self, host_config: HostConfig, sessions_per_host: int = 250, interval_s: float = 0.5) -> None:
+    def __init__(self, host_config: HostConfig, sessions_per_host: int = 250, interval_s: float = 0.2) -> None:
         self.host_config = host_config
         self.sessions_per_host = sessions_per_host
         self.interval_s = interval_s
@@ -142,7 +142,7 @@ class Supervisor:
             self.hosts.pop(name, None)
 
 
-def get_or_create_supervisor(host_config: HostConfig, sessions_per_host: int = 250, interval_s: float = 0.5) -> Any:
+def get_or_create_supervisor(host_config: HostConfig, sessions_per_host: int = 250, interval_s: float = 0.2) -> Any:
     """The cluster's one supervisor (named, detached); created on first use."""
     return Supervisor.options(name=SUPERVISOR_NAME, namespace=NAMESPACE, lifetime="detached",  # type: ignore[attr-defined]
                               get_if_exists=True).remote(host_config, sessions_per_host, interval_s)  # fmt: skip

@@ -58,6 +58,7 @@ __all__ = ["HostConfig", "SessionHostCore", "SessionRunner", "TokenBucket"]
 logger = logging.getLogger("atende.host")
 OUT_GROUP = "hosts"
 SENT_MARKER_TTL_S = 24 * 3600
+STARTING_WRITE_DELAY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,7 @@ class SessionRunner:
         self.restarts = 0
         self.labels = (str(spec.tenant_id), str(spec.connection_id))
         self.task: asyncio.Task[None] | None = None
+        self._deferred: asyncio.Task[None] | None = None
 
     @property
     def out_key(self) -> str:
@@ -290,14 +292,35 @@ class SessionRunner:
 
     async def _set_state(self, state: SessionState, *, reason: str | None = None, qr: str | None = None,
                          qr_expires_at: Any = None, credentials: bytes | None = None) -> None:  # fmt: skip
+        """Persist and publish a state change (fenced by the lease).
+
+        STARTING is written only if the session is still starting a moment later: a resumed session usually
+        reaches CONNECTED within tens of milliseconds, and after a host restart hundreds of sessions resume at
+        once, so the transient write would double the database work on the recovery path for nothing.
+        """
         self.state = state
         self.host.metrics.set_state("atende_session_state", self.labels, state.value)
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self.token is None:
             return
+        if state is SessionState.STARTING and credentials is None:
+            self._deferred = asyncio.create_task(self._write_later(state, STARTING_WRITE_DELAY_S))
+            return
+        await self._write_state(state, reason=reason, qr=qr, qr_expires_at=qr_expires_at, credentials=credentials)
+
+    async def _write_later(self, state: SessionState, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        self._deferred = None
+        await self._write_state(state)
+
+    async def _write_state(self, state: SessionState, *, reason: str | None = None, qr: str | None = None,
+                           qr_expires_at: Any = None, credentials: bytes | None = None) -> None:  # fmt: skip
+        assert self.token is not None
         try:
             if await record_state(self.spec, self.token, state, masters=self.host.masters, reason=reason, qr=qr,
-                                  qr_expires_at=qr_expires_at,
-                                  credentials=credentials):  # fmt: skip
+                                  qr_expires_at=qr_expires_at, credentials=credentials):  # fmt: skip
                 data = {"connection_id": self.spec.connection_id, "state": state.value, "reason": reason, "qr": qr,
                         "qr_expires_at": qr_expires_at.isoformat() if qr_expires_at else None}  # fmt: skip
                 await publish(self.host.redis, self.host.keys, self.spec.tenant_id,
@@ -379,6 +402,8 @@ class SessionRunner:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self._deferred is not None:
+            self._deferred.cancel()
         if self.driver is not None:
             with contextlib.suppress(Exception):
                 await self.driver.stop()
