@@ -50,8 +50,6 @@ OPERATOR_TOKEN_TTL_S = 30 * 60
 
 audit = logging.getLogger("atende.audit")
 
-# A verification against this hash costs what a real one does, so timing does not reveal unknown e-mails.
-
 
 class OperatorExists(Conflict):
     code = "operator_exists"
