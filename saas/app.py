@@ -17,6 +17,7 @@ from saas.events import events_socket
 from saas.health.controllers import HealthController
 from saas.observability import RequestObserver, init_sentry
 from saas.platform.controllers import PlatformController
+from saas.queues.controllers import QueueController
 from saas.runtime import Runtime
 from saas.settings import Settings
 from saas.tickets.controllers import TicketController
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> Litestar:
             AuditController,
             PlatformController,
             ApiTokenController,
+            QueueController,
             events_socket,
             *ui_route_handlers(),
         ],

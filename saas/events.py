@@ -38,9 +38,9 @@ def _origin_allowed(socket: WebSocket[Any, Any, Any], runtime: Runtime) -> bool:
 
 
 async def _visible(claims: Claims, batch: list[tuple[str, dict[str, Any]]]) -> set[int] | None:
-    """For an agent, the tickets of this batch they may see (and a re-check that they may still connect at all);
-    None means every ticket (admins, supervisors)."""
-    if claims.role != "agent":
+    """For agents and supervisors, the tickets of this batch they may see (and a re-check that they may still
+    connect at all); None means every ticket (admins)."""
+    if claims.role not in ("agent", "supervisor"):
         return None
     ids = sorted({e["ticket_id"] for _, e in batch if e.get("ticket_id") is not None})
     async with principal_context(claims) as (principal, session):

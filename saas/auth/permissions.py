@@ -6,8 +6,9 @@ Roles are checked twice: the guard reads the role from the token (cheap, before 
 transaction. Every role or status change bumps the user's token version, so an old token can never carry an
 old role past the second check.
 
-Ticket *visibility* is narrower than the permission for agents (only tickets of their queues or assigned to
-them) and supervisors (their queues); that filter lives in the ticket queries.
+Ticket *visibility* is narrower than the permission for agents (only tickets assigned to them, or unassigned
+ones of their queues or without a queue) and supervisors (their queues, tickets without a queue, and their own);
+that rule lives in one place, ``saas.tickets.service.VISIBLE``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Permission(enum.StrEnum):
     PROFILE_MANAGE = "profile:manage"
     USERS_READ = "users:read"
     USERS_MANAGE = "users:manage"
+    QUEUES_READ = "queues:read"
+    QUEUES_MANAGE = "queues:manage"
     CONNECTIONS_READ = "connections:read"
     CONNECTIONS_MANAGE = "connections:manage"
     AUDIT_READ = "audit:read"
@@ -46,6 +49,8 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.PROFILE_MANAGE: _TENANT_STAFF,
     Permission.USERS_READ: frozenset({Role.ADMIN, Role.SUPERVISOR}),
     Permission.USERS_MANAGE: frozenset({Role.ADMIN}),
+    Permission.QUEUES_READ: _TENANT_STAFF,
+    Permission.QUEUES_MANAGE: frozenset({Role.ADMIN}),
     Permission.CONNECTIONS_READ: frozenset({Role.ADMIN, Role.SUPERVISOR}),
     Permission.CONNECTIONS_MANAGE: frozenset({Role.ADMIN}),
     Permission.AUDIT_READ: frozenset({Role.ADMIN}),

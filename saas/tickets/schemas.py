@@ -24,6 +24,7 @@ class TicketOut(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     contact: ContactOut
     connection_id: int
+    queue_id: int | None
     user_id: int | None
     unread_count: int
     last_message_at: datetime | None

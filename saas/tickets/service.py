@@ -20,13 +20,26 @@ __all__ = ["TicketNotFound", "list_messages", "list_tickets", "queue_text"]
 STATUSES = ("pending", "open", "closed")
 
 
-def agent_filter(viewer: Principal | None) -> int | None:
-    """The user id whose tickets an agent may see (assigned to them, or unassigned), or None for everyone.
+def visibility(viewer: Principal | None) -> tuple[str, int]:
+    """(scope, user id) for :func:`visible_sql`: ``all`` for admins and integrations (and internal callers)."""
+    if viewer is None or viewer.role not in ("agent", "supervisor"):
+        return "all", 0
+    return viewer.role, viewer.user_id
 
-    Supervisors and admins see the whole tenant until queues exist; then agents and supervisors are narrowed
-    to their queues (ticketing issue). An integration token sees what its scopes allow, tenant-wide.
+
+def visible_sql(scope: int, user: int, alias: str = "t") -> str:
+    """THE ticket visibility rule, as SQL over ``alias`` with the scope and user id in parameters ``$scope``/``$user``.
+
+    Admins see everything. Agents see tickets assigned to them, and unassigned ones that wait in one of their
+    queues or in no queue yet. Supervisors see their queues, tickets in no queue, and their own.
     """
-    return viewer.user_id if viewer is not None and viewer.role == "agent" else None
+    mine = f"(SELECT queue_id FROM queue_members WHERE user_id = ${user}::bigint)"
+    return (
+        f"(${scope}::text = 'all' OR {alias}.user_id = ${user}::bigint"
+        f" OR (${scope}::text = 'agent' AND {alias}.user_id IS NULL"
+        f" AND ({alias}.queue_id IS NULL OR {alias}.queue_id IN {mine}))"
+        f" OR (${scope}::text = 'supervisor' AND ({alias}.queue_id IS NULL OR {alias}.queue_id IN {mine})))"
+    )
 
 
 class TicketNotFound(NotFound):
@@ -49,7 +62,7 @@ def _uncursor(cursor: str, count: int) -> list[str]:
 
 
 _TICKET_COLUMNS = """
-    t.id, t.number, t.status, t.connection_id, t.user_id, t.unread_count, t.last_message_at, t.last_message_preview,
+    t.id, t.number, t.status, t.connection_id, t.user_id, t.queue_id, t.unread_count, t.last_message_at, t.last_message_preview,
     t.created_at, t.updated_at, c.id AS contact_id, coalesce(c.name, c.push_name) AS contact_name, c.phone, c.wa_id
 """
 
@@ -57,6 +70,7 @@ _TICKET_COLUMNS = """
 def _ticket(row: asyncpg.Record) -> TicketOut:
     return TicketOut(
         id=row["id"], number=row["number"], status=row["status"], connection_id=row["connection_id"],
+        queue_id=row["queue_id"],
         user_id=row["user_id"], unread_count=row["unread_count"], last_message_at=row["last_message_at"],
         last_message_preview=row["last_message_preview"], created_at=row["created_at"], updated_at=row["updated_at"],
         contact=ContactOut(id=row["contact_id"], name=row["contact_name"], phone=row["phone"], wa_id=row["wa_id"]),
@@ -80,12 +94,12 @@ async def list_tickets(
     rows = await session.conn.fetch(
         f"""
         SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id
-        WHERE ($1::text IS NULL OR t.status = $1) AND ($5::bigint IS NULL OR t.user_id = $5 OR t.user_id IS NULL)
+        WHERE ($1::text IS NULL OR t.status = $1) AND {visible_sql(5, 6)}
           AND ($2::timestamptz IS NULL OR (coalesce(t.last_message_at, t.created_at), t.id) < ($2, $3))
         ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id DESC
         LIMIT $4
         """,
-        status, after_at, after_id, limit + 1, agent_filter(viewer),
+        status, after_at, after_id, limit + 1, *visibility(viewer),
     )  # fmt: skip
     items = [_ticket(r) for r in rows[:limit]]
     next_cursor = None
@@ -98,8 +112,8 @@ async def list_tickets(
 async def get_ticket(session: TenantSession, ticket_id: int, viewer: Principal | None = None) -> TicketOut:
     row = await session.conn.fetchrow(
         f"SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1"
-        " AND ($2::bigint IS NULL OR t.user_id = $2 OR t.user_id IS NULL)",
-        ticket_id, agent_filter(viewer),
+        f" AND {visible_sql(2, 3)}",
+        ticket_id, *visibility(viewer),
     )  # fmt: skip
     if row is None:
         raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
@@ -132,8 +146,8 @@ async def list_messages(
 async def visible_tickets(session: TenantSession, ticket_ids: list[int], viewer: Principal) -> set[int]:
     """Which of ``ticket_ids`` the viewer may see (for filtering realtime events)."""
     rows = await session.conn.fetch(
-        "SELECT id FROM tickets WHERE id = ANY($1::bigint[]) AND ($2::bigint IS NULL OR user_id = $2 OR user_id IS NULL)",
-        ticket_ids, agent_filter(viewer),
+        f"SELECT t.id FROM tickets t WHERE t.id = ANY($1::bigint[]) AND {visible_sql(2, 3)}",
+        ticket_ids, *visibility(viewer),
     )  # fmt: skip
     return {r["id"] for r in rows}
 
@@ -152,9 +166,8 @@ async def queue_text(
     A repeated ``client_id`` returns the first message instead of queueing it twice.
     """
     ticket = await session.conn.fetchrow(
-        "SELECT id, connection_id, status FROM tickets WHERE id = $1"
-        " AND ($2::bigint IS NULL OR user_id = $2 OR user_id IS NULL) FOR UPDATE",
-        ticket_id, agent_filter(viewer),
+        f"SELECT t.id, t.connection_id, t.status FROM tickets t WHERE t.id = $1 AND {visible_sql(2, 3)} FOR UPDATE",
+        ticket_id, *visibility(viewer),
     )  # fmt: skip
     if ticket is None:
         raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)

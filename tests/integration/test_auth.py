@@ -273,20 +273,23 @@ async def test_another_tenants_ids_are_not_found_on_every_route(settings: Settin
     async with tenant_context(a.slug) as session:
         await api_tokens.create(session, actor_id=1, name="A's CRM", scopes=["tickets:read"], expires_in_days=None,
                                 origin=None)  # fmt: skip
+        await session.conn.execute("INSERT INTO queues (name) VALUES ('Sales'), ('Support')")
     snapshot = ("SELECT (SELECT json_agg(t ORDER BY id) FROM (SELECT id, status, unread_count, user_id FROM tickets) t)::text,"
                 " (SELECT json_agg(u ORDER BY id) FROM (SELECT id, role, active, name, token_version FROM users) u)::text,"
                 " (SELECT count(*) FROM messages),"
-                " (SELECT json_agg(k ORDER BY id) FROM (SELECT id, revoked_at FROM api_tokens) k)::text")  # fmt: skip
+                " (SELECT json_agg(k ORDER BY id) FROM (SELECT id, revoked_at FROM api_tokens) k)::text,"
+                " (SELECT json_agg(q ORDER BY id) FROM (SELECT id, name FROM queues) q)::text")  # fmt: skip
     async with tenant_context(a.slug) as session:
         ids = {"ticket_id": await session.conn.fetchval("SELECT max(id) FROM tickets"),
                "user_id": await session.conn.fetchval("SELECT max(id) FROM users"),
-               "token_id": await session.conn.fetchval("SELECT max(id) FROM api_tokens")}  # fmt: skip
+               "token_id": await session.conn.fetchval("SELECT max(id) FROM api_tokens"),
+               "queue_id": await session.conn.fetchval("SELECT max(id) FROM queues")}  # fmt: skip
         before = await session.conn.fetchrow(snapshot)
     async with tenant_context(b.slug) as session:
         assert await session.conn.fetchval("SELECT max(id) FROM users") < ids["user_id"]
     # A valid body for every request type a route takes (a new route with a new body type must add one here).
     bodies: dict[str, dict[str, Any]] = {"SendMessage": {"text": "intrusion"}, "UserUpdate": {"role": "admin"},
-                                         "NoneType": {}}  # fmt: skip
+                                         "QueueUpdate": {"name": "hijacked"}, "NoneType": {}}  # fmt: skip
     app = create_app(settings)
     async with app_client(app) as client:
         intruder = (await _login(client, b))["access_token"]

@@ -1,0 +1,111 @@
+"""Queues (departments): create within the plan's limit, rename, recolor, set members, delete; audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from saas.audit.service import record
+from saas.queues.schemas import QueueIn, QueueOut, QueueUpdate
+from tenants.context import TenantSession
+from tenants.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+__all__ = ["QueueNotFound", "create_queue", "delete_queue", "get_queue", "list_queues", "update_queue"]
+
+
+class QueueNotFound(NotFound):
+    code = "queue_not_found"
+    title = "Queue not found"
+
+
+class QueueLimitReached(Forbidden):
+    code = "plan_limit_reached"
+    title = "Plan limit reached"
+
+
+_SELECT = """
+SELECT q.id, q.name, q.color, q.greeting, q.created_at,
+       coalesce(array_agg(m.user_id ORDER BY m.user_id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS member_ids
+FROM queues q LEFT JOIN queue_members m ON m.queue_id = q.id
+"""
+
+
+def _queue(row: asyncpg.Record) -> QueueOut:
+    return QueueOut(**{**dict(row), "member_ids": list(row["member_ids"])})
+
+
+async def list_queues(session: TenantSession, *, member: int | None = None) -> list[QueueOut]:
+    """Every queue, or only those ``member`` belongs to."""
+    rows = await session.conn.fetch(
+        _SELECT + " WHERE $1::bigint IS NULL OR q.id IN (SELECT queue_id FROM queue_members WHERE user_id = $1)"
+        " GROUP BY q.id ORDER BY q.id",
+        member,
+    )
+    return [_queue(r) for r in rows]
+
+
+async def get_queue(session: TenantSession, queue_id: int) -> QueueOut:
+    row = await session.conn.fetchrow(_SELECT + " WHERE q.id = $1 GROUP BY q.id", queue_id)
+    if row is None:
+        raise QueueNotFound(f"queue {queue_id} does not exist", queue_id=queue_id)
+    return _queue(row)
+
+
+async def _set_members(session: TenantSession, queue_id: int, member_ids: list[int]) -> None:
+    members = sorted(set(member_ids))
+    known = await session.conn.fetchval("SELECT count(*) FROM users WHERE id = ANY($1::bigint[])", members)
+    if known != len(members):
+        raise InvalidInput("member_ids must be users of this tenant", field="member_ids")
+    await session.conn.execute("DELETE FROM queue_members WHERE queue_id = $1", queue_id)
+    await session.conn.execute(
+        "INSERT INTO queue_members (queue_id, user_id) SELECT $1, unnest($2::bigint[])", queue_id, members
+    )
+
+
+async def create_queue(session: TenantSession, data: QueueIn, *, actor_id: int, origin: str | None) -> QueueOut:
+    limit = await session.conn.fetchval(
+        "SELECT p.max_queues FROM public.tenants t JOIN public.plans p ON p.id = t.plan_id WHERE t.id = $1",
+        session.tenant.id,
+    )
+    if limit is not None and await session.conn.fetchval("SELECT count(*) FROM queues") >= limit:
+        raise QueueLimitReached(f"the plan allows {limit} queue(s)", limit=limit)
+    try:
+        queue_id = await session.conn.fetchval(
+            "INSERT INTO queues (name, color, greeting) VALUES ($1, $2, $3) RETURNING id",
+            data.name.strip(), data.color, data.greeting,
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(f"a queue named {data.name!r} exists", field="name") from exc
+    await _set_members(session, queue_id, data.member_ids)
+    await record(session, actor_id=actor_id, action="queue.created", target=f"queue:{queue_id}",
+                 details={"name": data.name, "members": sorted(set(data.member_ids))}, origin=origin)  # fmt: skip
+    return await get_queue(session, queue_id)
+
+
+async def update_queue(session: TenantSession, queue_id: int, data: QueueUpdate, *, actor_id: int,
+                       origin: str | None) -> QueueOut:  # fmt: skip
+    await get_queue(session, queue_id)
+    changes: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(data).items()
+                               if v is not msgspec.UNSET and k != "member_ids"}  # fmt: skip
+    if changes:
+        assignments = ", ".join(f"{column} = ${i + 2}" for i, column in enumerate(changes))  # columns from the schema
+        try:
+            await session.conn.execute(f"UPDATE queues SET {assignments} WHERE id = $1", queue_id, *changes.values())
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("a queue with that name exists", field="name") from exc
+    if data.member_ids is not msgspec.UNSET:
+        await _set_members(session, queue_id, data.member_ids)
+    await record(session, actor_id=actor_id, action="queue.updated", target=f"queue:{queue_id}",
+                 details={k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET},
+                 origin=origin)  # fmt: skip
+    return await get_queue(session, queue_id)
+
+
+async def delete_queue(session: TenantSession, queue_id: int, *, actor_id: int, origin: str | None) -> None:
+    """Delete a queue; its tickets go back to having no queue (visible to supervisors to route again)."""
+    deleted = await session.conn.fetchval("DELETE FROM queues WHERE id = $1 RETURNING id", queue_id)
+    if deleted is None:
+        raise QueueNotFound(f"queue {queue_id} does not exist", queue_id=queue_id)
+    await record(session, actor_id=actor_id, action="queue.deleted", target=f"queue:{queue_id}", origin=origin)
