@@ -79,12 +79,20 @@ class MetricsSink:
             return
         counts, self._counts = self._counts, defaultdict(float)
         gauges, self._gauges = self._gauges, {}
-        async with redis.pipeline(transaction=False) as pipe:
-            for (name, field), value in counts.items():
-                _ = pipe.hincrbyfloat(_key(self.prefix, name), field, value)
-            for (name, field), state in gauges.items():
-                _ = pipe.hset(_key(self.prefix, name), field, state)
-            await pipe.execute()
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for (name, field), value in counts.items():
+                    _ = pipe.hincrbyfloat(_key(self.prefix, name), field, value)
+                for (name, field), state in gauges.items():
+                    _ = pipe.hset(_key(self.prefix, name), field, state)
+                await pipe.execute()
+        except BaseException:
+            # Keep what could not be written (a counter must never lose increments): merge it back for the next
+            # flush; newer gauge values win over the ones we failed to write.
+            for key, value in counts.items():
+                self._counts[key] += value
+            self._gauges = {**gauges, **self._gauges}
+            raise
 
 
 async def read_metrics(redis: Redis, prefix: str, names: Iterable[str] = METRICS) -> str:

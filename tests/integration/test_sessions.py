@@ -157,7 +157,11 @@ async def test_phone_to_agent_and_back_with_acks(stack_factory: Callable[..., Aw
 
         async def flushed() -> str | None:  # hosts flush their counters once a second
             text = (await client.get("/metrics")).text
-            return text if f"atende_session_messages_out_total{{{labels}}} 1.0" in text else None
+            wanted = (
+                f"atende_session_messages_out_total{{{labels}}} 1.0",
+                f"atende_session_messages_in_total{{{labels}}} ",
+            )
+            return text if all(w in text for w in wanted) else None
 
         metrics = await eventually(flushed, what="session metrics on /metrics")
         assert f"atende_session_messages_in_total{{{labels}}} " in metrics

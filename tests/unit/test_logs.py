@@ -49,3 +49,25 @@ def test_sentry_events_are_tagged_with_the_tenant() -> None:
     with bind(tenant="acme", request_id="req-12345678"):
         event = _tag_event({}, None)
     assert event["tags"] == {"tenant": "acme", "request_id": "req-12345678"}
+
+
+async def test_metrics_sink_keeps_counts_when_a_flush_fails() -> None:
+    import contextlib
+
+    from redis.asyncio import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from supervisor.metrics import MetricsSink
+
+    sink = MetricsSink("p")
+    sink.inc("atende_router_events_total", ("stored",), 3)
+    sink.set_state("atende_session_state", ("1", "2"), "CONNECTED")
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)  # nothing listens there
+    try:
+        with contextlib.suppress(RedisConnectionError, OSError):
+            await sink.flush(unreachable)
+    finally:
+        await unreachable.aclose()
+    sink.inc("atende_router_events_total", ("stored",), 2)
+    assert sink._counts[("atende_router_events_total", "stored")] == 5
+    assert sink._gauges[("atende_session_state", "1|2")] == "CONNECTED"
