@@ -48,6 +48,8 @@ __all__ = ["GROUP", "RouterWorker", "run_worker"]
 
 logger = logging.getLogger("atende.router")
 GROUP = "router"
+EARLY_STATUS_TTL_S = 24 * 3600.0
+EARLY_STATUS_SWEEP_S = 600.0
 
 
 class RouterWorker:
@@ -78,7 +80,8 @@ class RouterWorker:
         """Run every loop until ``stop`` is set."""
         loops = [self._shard_loop(shard, stop) for shard in range(self.keys.shards)]
         loops += [self._every(2.0, self.relay_once, stop), self._every(30.0, self.trim_once, stop),
-                  self._every(1.0, self._flush_metrics, stop)]  # fmt: skip
+                  self._every(1.0, self._flush_metrics, stop),
+                  self._every(EARLY_STATUS_SWEEP_S, self.sweep_early_statuses, stop)]  # fmt: skip
         async with asyncio.TaskGroup() as group:
             for loop in loops:
                 group.create_task(loop)
@@ -185,6 +188,18 @@ class RouterWorker:
             if count == 0 and not await _has_unrelayed(tenant_id):
                 await self.redis.srem(outbox_dirty_key(self.keys), raw)
         return relayed
+
+    async def sweep_early_statuses(self) -> int:
+        """Forget acks that never met their message (a day is far beyond any send result's delay)."""
+        swept = 0
+        for row in await db.pool().fetch("SELECT id FROM public.tenants WHERE status = 'active' ORDER BY id"):
+            async with tenant_context(tenant_id=row["id"]) as session:
+                status = await session.conn.execute(
+                    "DELETE FROM early_statuses WHERE received_at < now() - make_interval(secs => $1)",
+                    EARLY_STATUS_TTL_S,
+                )
+            swept += int(status.split()[-1])
+        return swept
 
     async def trim_once(self) -> None:
         for shard in range(self.keys.shards):

@@ -246,3 +246,19 @@ async def test_api_rejects_missing_and_forged_tokens(app_settings: Settings, mak
         assert (missing.status_code, missing.json()["code"]) == (404, "ticket_not_found")
         invalid = await client.post("/api/v1/tickets/1/messages", headers=auth, json={"text": ""})
         assert invalid.status_code == 400
+
+
+async def test_acks_that_never_meet_their_message_are_swept(
+    keys: StreamKeys, redis: Redis, make_tenant: MakeTenant
+) -> None:
+    tenant = await make_tenant("sweep")
+    async with tenant_context(tenant.slug) as session:
+        await session.conn.execute(
+            "INSERT INTO early_statuses (connection_id, provider_message_id, status, status_rank, received_at) VALUES"
+            " (1, 'old', 'READ', 4, now() - interval '2 days'), (1, 'fresh', 'READ', 4, now())"
+        )
+    assert await RouterWorker(redis, keys).sweep_early_statuses() >= 1
+    async with tenant_context(tenant.slug) as session:
+        assert [
+            r["provider_message_id"] for r in await session.conn.fetch("SELECT provider_message_id FROM early_statuses")
+        ] == ["fresh"]
