@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgspec
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Reference, Schema
@@ -37,7 +36,6 @@ __all__ = [
     "InvalidInput",
     "NoTenantContext",
     "NotFound",
-    "Problem",
     "ServiceUnavailable",
     "TenantExists",
     "TenantNotFound",
@@ -63,18 +61,6 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "service_unavailable",
 }
-
-
-class Problem(msgspec.Struct, kw_only=True):
-    """The body of every error (RFC 9457 problem details plus our stable ``code``)."""
-
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str
-    instance: str
-    request_id: str | None = None
 
 
 _DESCRIPTIONS = {

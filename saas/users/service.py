@@ -69,7 +69,9 @@ def _digest(token: str) -> bytes:
 
 
 async def list_users(session: TenantSession, *, limit: int, cursor: str | None) -> UserPage:
-    after = int(cursor) if cursor and cursor.isdigit() else 0
+    if cursor and not cursor.isdigit():
+        raise InvalidInput("invalid cursor", field="cursor")
+    after = int(cursor) if cursor else 0
     rows = await session.conn.fetch(
         f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after, limit + 1
     )
