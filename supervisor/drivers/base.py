@@ -78,8 +78,14 @@ class Driver(Protocol):
     async def send_text(self, chat_id: str, text: str, *, idempotency_key: str, reply_to_id: str | None = None) -> str:
         """Send a text; returns the provider's message id. Raises RateLimited / SendFailed / DriverError."""
 
-    async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str) -> str:
-        """Send a media item (``media.ref`` is a URL or a provider handle); returns the provider message id."""
+    async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str,
+                         data: bytes | None = None) -> str:  # fmt: skip
+        """Send a media item; returns the provider message id.
+
+        With ``data``, the driver uploads the bytes to the provider first (``media`` gives the mime and file name);
+        without, ``media.ref`` must already be a URL or provider handle. A repeated ``idempotency_key`` sends
+        nothing again (a repeated upload is harmless).
+        """
 
     async def mark_read(self, chat_id: str, provider_message_ids: list[str]) -> None:
         """Send read receipts for inbound messages."""

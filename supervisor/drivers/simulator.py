@@ -29,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -91,6 +92,7 @@ _OUTCOMES: dict[DisconnectReason, tuple[SessionState, bool]] = {
     DisconnectReason.STOPPED: (SessionState.STOPPED, False),
 }
 _PERMANENT_SEND_ERRORS = frozenset({"invalid_input", "invalid_recipient", "unknown_chat"})
+_HTTP_TIMEOUT_S = 30.0  # media uploads and downloads
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -261,10 +263,39 @@ class SimulatorDriver:
     async def send_text(self, chat_id: str, text: str, *, idempotency_key: str, reply_to_id: str | None = None) -> str:
         return await self._send(chat_id, "text", text=text, reply_to=reply_to_id, idempotency_key=idempotency_key)
 
-    async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str) -> str:
-        out = OutMedia(mime=media.mime, ref=media.ref, filename=media.filename, size=media.size)
+    async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str,
+                         data: bytes | None = None) -> str:  # fmt: skip
+        """Send a media item; with ``data`` it is uploaded first (``POST /media``) and sent by its id.
+
+        An upload failure raises ``DriverError(code="media_upload_failed")``, retryable for network errors and 5xx.
+        Each call with ``data`` uploads again: a repeated ``idempotency_key`` still sends nothing twice.
+        """
+        ref, size = media.ref, media.size
+        if data is not None:
+            self._connected_socket()  # no upload for a send that cannot happen
+            item = await self._upload(data, media.mime, media.filename)
+            ref, size = item.id, item.size
+        out = OutMedia(mime=media.mime, ref=ref, filename=media.filename, size=size)
         return await self._send(chat_id, media_kind(media.mime), text=caption, media=out,
                                 idempotency_key=idempotency_key)  # fmt: skip
+
+    async def _upload(self, data: bytes, mime: str, filename: str | None) -> MediaItem:
+        headers = {"content-type": mime}
+        if filename:
+            headers["x-filename"] = quote(filename, safe="")
+        async with _http_client() as client:
+            try:
+                response = await client.post(f"{self._base}/media", content=data, headers=headers)
+            except httpx.HTTPError as exc:
+                raise DriverError(f"media upload failed: {exc}", code="media_upload_failed", retryable=True) from exc
+        if not 200 <= response.status_code < 300:
+            raise DriverError(f"media upload refused: HTTP {response.status_code} [{_answer_code(response)}]",
+                              code="media_upload_failed", retryable=response.status_code >= 500)  # fmt: skip
+        try:
+            return msgspec.json.decode(response.content, type=MediaItem)
+        except msgspec.DecodeError as exc:  # the simulator's fault, not the caller's
+            raise DriverError(f"media upload answer unreadable: {exc}", code="media_upload_failed",
+                              retryable=True) from exc  # fmt: skip
 
     async def _send(self, to: str, kind: MessageKind, *, text: str | None, idempotency_key: str,
                     media: OutMedia | None = None, reply_to: str | None = None) -> str:  # fmt: skip
@@ -298,18 +329,13 @@ class SimulatorDriver:
             url = ref
         else:
             raise DriverError(f"media {ref!r} is not on this simulator", code="invalid_media_ref")
-        # A client per download: downloads are rare, and 1,000 idle drivers must not each hold a pool.
-        async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
+        async with _http_client() as client:
             try:
                 response = await client.get(url)
             except httpx.HTTPError as exc:
                 raise DriverError(f"media download failed: {exc}", code="network", retryable=True) from exc
         if response.status_code != 200:
-            try:
-                code = str(response.json()["code"])
-            except (ValueError, KeyError, TypeError):
-                code = f"http_{response.status_code}"
-            raise DriverError(f"media download failed: HTTP {response.status_code}", code=code,
+            raise DriverError(f"media download failed: HTTP {response.status_code}", code=_answer_code(response),
                               retryable=response.status_code >= 500)  # fmt: skip
         return response.content
 
@@ -384,7 +410,7 @@ class SimulatorDriver:
             chat_id_raw=chat,
             chat_type="group" if chat.endswith("@g.us") else "broadcast" if chat.endswith("@broadcast") else "direct",
             sender_id=_chat_id(event.sender),
-            sender_alt_id=event.sender_lid,
+            sender_alt_id=_chat_id(event.sender_pn) if event.sender_pn is not None else event.sender_lid,
             sender_name=event.name,
             from_me=event.from_me,
             kind=event.kind,
@@ -432,6 +458,20 @@ class SimulatorDriver:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _http_client() -> httpx.AsyncClient:
+    # A client per media call: they are rare, and 1,000 idle drivers must not each hold a pool.
+    # trust_env=False: the simulator is local, never reach it through an environment proxy.
+    return httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S, trust_env=False)
+
+
+def _answer_code(response: httpx.Response) -> str:
+    """The simulator's stable error code in an error answer, ``http_<status>`` when there is none."""
+    try:
+        return str(response.json()["code"])
+    except (ValueError, KeyError, TypeError):
+        return f"http_{response.status_code}"
 
 
 def _send_error(error: Error) -> DriverError:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import mimetypes
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import msgspec
 
 from supervisor.simulator.client import SimulatorClient, SimulatorError
-from supervisor.simulator.network import FAULT_KINDS, InboxMessage
+from supervisor.simulator.network import FAULT_KINDS, Addressing, InboxMessage, MediaSpec
+from supervisor.wire import MessageKind
 
 __all__ = ["DEFAULT_URL", "add_simulator_verbs", "main"]
 
@@ -30,6 +34,8 @@ DEFAULT_URL = "http://127.0.0.1:8010"
 Handler = Callable[[argparse.Namespace, str], int]
 
 _ENV_NOTE = "The simulator URL comes from ATENDE_SIMULATOR_URL (default http://127.0.0.1:8010)."
+_MEDIA_KINDS = ("image", "video", "audio", "voice", "document", "sticker")
+_KIND_BY_MIME_TYPE: dict[str, MessageKind] = {"image": "image", "video": "video", "audio": "audio"}
 
 
 def _print(value: Any) -> None:
@@ -48,6 +54,12 @@ def _call(url: str, work: Callable[[SimulatorClient], Awaitable[int]]) -> int:
     except SimulatorError as exc:
         print(f"atende sim: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2 if exc.status is not None and exc.status < 500 else 1
+
+
+def _bad_input(message: str) -> int:
+    """Refuse a command line the simulator would refuse anyway, in the same words; exit code 2."""
+    print(f"atende sim: error [invalid_input]: {message}", file=sys.stderr)
+    return 2
 
 
 # -- verbs ----------------------------------------------------------------------------------------------------
@@ -86,11 +98,38 @@ def cmd_simulator(args: argparse.Namespace, simulator_url: str) -> int:
         return 0
 
 
+def _kind_of(mime: str) -> MessageKind:
+    """The message kind a file of this MIME type is sent as, unless ``--kind`` says otherwise."""
+    return _KIND_BY_MIME_TYPE.get(mime.partition("/")[0], "document")
+
+
 def cmd_send(args: argparse.Namespace, simulator_url: str) -> int:
+    text: str | None = args.text
+    media: MediaSpec | None = None
+    kind: MessageKind = "text"
+    if args.media is None:
+        extra = [flag for flag, value in (("--caption", args.caption), ("--mime", args.mime), ("--kind", args.kind))
+                 if value is not None]  # fmt: skip
+        if extra:
+            return _bad_input(f"{', '.join(extra)} only go with --media")
+        if text is None:
+            return _bad_input("--text is required (or --media)")
+    else:
+        path = Path(args.media)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return _bad_input(f"cannot read {args.media}: {exc.strerror or exc}")
+        mime = args.mime or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        media = MediaSpec(mime=mime, filename=path.name, data=data)  # the real bytes: the sha256 is the file's
+        kind = args.kind or _kind_of(mime)
+        text = args.caption if args.caption is not None else text
+
     async def work(sim: SimulatorClient) -> int:
-        sent = await sim.send(args.from_phone, args.to, args.text, name=args.name, count=args.count)
-        for message_id in sent.ids:
-            _print({"id": message_id})
+        sent = await sim.send(args.from_phone, args.to, text, kind=kind, name=args.name, media=media,
+                              count=args.count, addressing=args.addressing)  # fmt: skip
+        for message_id, media_id in itertools.zip_longest(sent.ids, sent.media):
+            _print({"id": message_id, "media": media_id} if media_id else {"id": message_id})
         return 0
 
     return _call(simulator_url, work)
@@ -98,7 +137,7 @@ def cmd_send(args: argparse.Namespace, simulator_url: str) -> int:
 
 def _inbox_line(message: InboxMessage) -> dict[str, Any]:
     return {"id": message.id, "from": message.sender, "chat": message.chat, "text": message.text,
-            "kind": message.kind, "status": message.status,
+            "kind": message.kind, "media": message.media, "status": message.status,
             "timestamp": datetime.fromtimestamp(message.timestamp / 1000, UTC).isoformat()}  # fmt: skip
 
 
@@ -147,7 +186,8 @@ def cmd_status(args: argparse.Namespace, simulator_url: str) -> int:
 
 def cmd_bulk(args: argparse.Namespace, simulator_url: str) -> int:
     async def work(sim: SimulatorClient) -> int:
-        job = await sim.bulk(args.to, phones=args.phones, messages=args.messages, rate=args.rate)
+        job = await sim.bulk(args.to, phones=args.phones, messages=args.messages, rate=args.rate,
+                             addressing=args.addressing)  # fmt: skip
         _print(job)
         for _ in range(86_400 * 10 if args.wait else 0):  # bounded: a day of polling at most
             await asyncio.sleep(0.1)
@@ -165,8 +205,7 @@ def cmd_config(args: argparse.Namespace, simulator_url: str) -> int:
     for item in args.changes:
         key, sep, value = item.partition("=")
         if not sep:
-            print(f"atende sim: error [invalid_input]: expected KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            return _bad_input(f"expected KEY=VALUE, got {item!r}")
         try:
             changes[key] = json.loads(value)
         except ValueError:
@@ -202,16 +241,24 @@ def add_simulator_verbs(subparsers: Any, *, epilog: str | None = None) -> None:
                  lambda args, url: 2)  # fmt: skip
     actions = sim.add_subparsers(dest="sim_action", metavar="ACTION", required=True)
 
-    send = parser(actions, "send", "A phone sends text messages to a business number; prints their ids.", cmd_send)
+    send = parser(actions, "send", "A phone sends text or media messages to a business number; prints their ids.",
+                  cmd_send)  # fmt: skip
     send.add_argument(
         "--to", required=True, metavar="BUSINESS_NUMBER", help="E.164 business number, e.g. +5511900000000"
     )
     send.add_argument("--from", dest="from_phone", required=True, metavar="PHONE", help="the customer's phone (E.164)")
-    send.add_argument("--text", required=True, help="message text")
+    send.add_argument("--text", help="message text (required without --media; with it, the caption)")
     send.add_argument("--name", help="the customer's push name")
-    send.add_argument("--count", type=int, default=1, help="send the text this many times (default 1)")
+    send.add_argument("--count", type=int, default=1, help="send the message this many times (default 1)")
+    send.add_argument("--media", metavar="PATH", help="send this file (its real bytes) as a media message")
+    send.add_argument("--mime", help="MIME type of --media (default: guessed from the file name)")
+    send.add_argument("--kind", choices=_MEDIA_KINDS, help="message kind of --media (default: from the MIME type)")
+    send.add_argument("--caption", help="the text of a media message")
+    send.add_argument("--addressing", choices=get_args(Addressing), default="pn",
+                      help="name the phone by phone number (pn, default) or by LID (lid)")  # fmt: skip
 
-    inbox = parser(actions, "inbox", "Print what a phone received: id, from, text, kind, status, timestamp.", cmd_inbox)
+    inbox = parser(actions, "inbox", "Print what a phone received: id, from, text, kind, media, status, timestamp.",
+                   cmd_inbox)  # fmt: skip
     inbox.add_argument("--phone", required=True, help="the customer's phone (E.164)")
     inbox.add_argument("--follow", action="store_true", help="keep printing new messages until Ctrl-C")
     inbox.add_argument("--interval", type=float, default=0.5, help="seconds between polls with --follow (default 0.5)")
@@ -235,6 +282,8 @@ def add_simulator_verbs(subparsers: Any, *, epilog: str | None = None) -> None:
     bulk.add_argument("--messages", type=int, required=True, help="messages per phone")
     bulk.add_argument("--rate", type=float, help="target msg/s overall (default: as fast as possible)")
     bulk.add_argument("--wait", action="store_true", help="wait until every message was generated")
+    bulk.add_argument("--addressing", choices=get_args(Addressing), default="pn",
+                      help="name the phones by phone number (pn, default) or by LID (lid)")  # fmt: skip
 
     config = parser(
         actions, "config", "Print the configuration, or change it: sim config ack_read_s=0.5 ...", cmd_config

@@ -7,11 +7,13 @@ answer raises :class:`SimulatorError` with the simulator's stable ``code``.
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from supervisor.simulator.network import (
+    Addressing,
     BulkJob,
     BulkRequest,
     GroupRequest,
@@ -59,9 +61,11 @@ class SimulatorClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, into: type[T], body: Any = None, **params: Any) -> T:
-        content = msgspec.json.encode(body) if body is not None else None
-        headers = {"content-type": "application/json"} if content is not None else None
+    async def _call(self, method: str, path: str, into: type[T], body: Any = None, *, content: bytes | None = None,
+                    headers: dict[str, str] | None = None, **params: Any) -> T:  # fmt: skip
+        """One request: ``body`` goes as JSON, or ``content`` as it is (with its own ``headers``)."""
+        if body is not None:
+            content, headers = msgspec.json.encode(body), {"content-type": "application/json"}
         try:
             response = await self._http.request(method, path, content=content, headers=headers,
                                                 params={k: v for k, v in params.items() if v is not None})  # fmt: skip
@@ -91,10 +95,15 @@ class SimulatorClient:
         reply_to: str | None = None,
         from_me: bool = False,
         count: int = 1,
+        addressing: Addressing = "pn",
     ) -> SentIds:
-        """``phone`` sends ``count`` messages to business number ``to``; returns their ids (and media ids)."""
+        """``phone`` sends ``count`` messages to business number ``to``; returns their ids (and media ids).
+
+        ``media.data`` sends real bytes (their sha256 is what the business gets); ``addressing="lid"`` names the
+        phone by its LID in the chat and as the sender.
+        """
         message = PhoneMessage(to=to, text=text, kind=kind, name=name, media=media, group=group, reply_to=reply_to,
-                               from_me=from_me, count=count)  # fmt: skip
+                               from_me=from_me, count=count, addressing=addressing)  # fmt: skip
         return await self._call("POST", f"/control/phones/{phone}/messages", SentIds, message)
 
     async def inbox(self, phone: str, *, after: int = 0, limit: int = 1000) -> InboxPage:
@@ -126,12 +135,20 @@ class SimulatorClient:
     # -- load, media, config --------------------------------------------------------------------------------
 
     async def bulk(self, to: str, *, phones: int, messages: int, rate: float | None = None,
-                   first_phone: str = "+5521700000000") -> BulkJob:  # fmt: skip
-        request = BulkRequest(to=to, phones=phones, messages=messages, rate=rate, first_phone=first_phone)
+                   first_phone: str = "+5521700000000", addressing: Addressing = "pn") -> BulkJob:  # fmt: skip
+        request = BulkRequest(to=to, phones=phones, messages=messages, rate=rate, first_phone=first_phone,
+                              addressing=addressing)  # fmt: skip
         return await self._call("POST", "/control/bulk", BulkJob, request)
 
     async def bulk_job(self, job_id: str) -> BulkJob:
         return await self._call("GET", f"/control/bulk/{job_id}", BulkJob)
+
+    async def upload_media(self, data: bytes, mime: str, filename: str | None = None) -> MediaItem:
+        """Upload media as a business does (``POST /media``); a send whose ``media.ref`` is the item's id delivers it."""
+        headers = {"content-type": mime}
+        if filename:
+            headers["x-filename"] = quote(filename, safe="")
+        return await self._call("POST", "/media", MediaItem, content=data, headers=headers)
 
     async def fail_media(self, media_id: str, *, times: int = -1) -> MediaItem:
         """The next ``times`` downloads of ``media_id`` fail (-1: all, 0: none)."""

@@ -21,6 +21,9 @@ What the model promises, like the real network:
   (unless the number was logged out since, in this process).
 - Sends get a provider id at once, land in the recipients' inboxes, and produce receipts SENT, then DELIVERED and
   READ per recipient (per participant in groups), with configurable latency, skips, reordering and duplicates.
+- Phones are addressed by phone jid (``<digits>@c.us``) or, like WhatsApp increasingly does, by LID (``<id>@lid``,
+  a privacy id derived per phone) with the phone jid as an alternate id. A business may reply to either form.
+- Media: phones send items (real bytes or made-up ones); businesses upload items and send them by id.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import heapq
 import hmac
 import itertools
 import random
+import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -43,7 +47,9 @@ from supervisor.wire import MessageKind, status_rank
 __all__ = [
     "DEFAULT_CREDENTIALS_KEY",
     "FAULT_KINDS",
+    "MEDIA_MAX_BYTES",
     "Ack",
+    "Addressing",
     "BulkJob",
     "BulkRequest",
     "ClientFrame",
@@ -59,6 +65,7 @@ __all__ = [
     "Hello",
     "InMsg",
     "InReceipt",
+    "InboxMedia",
     "InboxMessage",
     "InboxPage",
     "Logout",
@@ -93,6 +100,12 @@ FaultKind = Literal[
     "protocol_error", "clear",
 ]  # fmt: skip
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+
+#: How a phone is named in a direct chat: its phone jid (``<digits>@c.us``) or its LID (``<id>@lid``).
+Addressing = Literal["pn", "lid"]
+
+#: The largest media item the network keeps (phone-sent or uploaded), like WhatsApp's limit for documents.
+MEDIA_MAX_BYTES = 64 * 1024 * 1024
 
 _MEDIA_KINDS = frozenset({"image", "video", "audio", "voice", "document", "sticker"})
 _TARGET_KINDS = frozenset({"reaction", "edit", "revoke"})  # these point at an earlier message (``reply_to``)
@@ -165,12 +178,22 @@ class _Frame(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="op"):
 
 
 class OutMedia(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A media item a business number sends: a reference (URL or handle), not the bytes."""
+    """A media item a business number sends: the id of an uploaded item (``POST /media``), or any other reference
+    (URL or handle), which is passed through as it is. Never the bytes."""
 
     mime: str
     ref: str
     filename: str | None = None
     size: int | None = None
+
+
+class InboxMedia(OutMedia):
+    """A media item as the phone received it. When ``ref`` was an uploaded item, the item itself: its ``id``, the
+    stored ``mime``, ``size`` and ``sha256``, and ``url`` (a path on the simulator) to download it."""
+
+    id: str | None = None
+    sha256: str | None = None
+    url: str | None = None
 
 
 class Hello(_Frame, tag="hello"):
@@ -227,12 +250,17 @@ class MediaItem(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
 
 class InMsg(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True, gc=False, tag_field="t", tag="msg"):
-    """An inbound message. ``chat``/``sender`` use the ``<digits>@c.us`` and ``<id>@g.us`` forms."""
+    """An inbound message. ``chat``/``sender`` use the ``<digits>@c.us``, ``<id>@g.us`` and ``<id>@lid`` forms.
+
+    The sender's other id rides along: ``sender_lid`` (its LID) when it is named by phone jid, ``sender_pn`` (its
+    phone jid) when it is named by LID.
+    """
 
     id: str
     chat: str
     sender: str
     sender_lid: str | None = None
+    sender_pn: str | None = None
     name: str | None = None
     from_me: bool = False
     kind: MessageKind = "text"
@@ -341,6 +369,7 @@ class PhoneMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reply_to: str | None = None
     from_me: bool = False  # sent by the business's own phone into the chat with this phone
     count: int = 1
+    addressing: Addressing = "pn"  # "lid": the phone is named by its LID (chat and sender), sender_pn its jid
 
 
 class SentIds(msgspec.Struct, kw_only=True):
@@ -357,7 +386,7 @@ class InboxMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     chat: str  # as the phone sees it: the business's jid, or the group id
     kind: str
     text: str | None = None
-    media: OutMedia | None = None
+    media: InboxMedia | None = None
     reply_to: str | None = None
     status: str = "PENDING"
     timestamp: int  # ms since the epoch
@@ -402,6 +431,7 @@ class BulkRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     messages: int
     rate: float | None = None
     first_phone: str = "+5521700000000"
+    addressing: Addressing = "pn"  # as in PhoneMessage
 
 
 class BulkJob(msgspec.Struct, kw_only=True):
@@ -527,17 +557,18 @@ class _Group:
 
 
 class _Media:
-    __slots__ = ("data", "fail", "item")
+    __slots__ = ("data", "fail", "item", "uploaded")
 
-    def __init__(self, item: MediaItem, data: bytes | None, fail: int) -> None:
+    def __init__(self, item: MediaItem, data: bytes | None, fail: int, *, uploaded: bool) -> None:
         self.item = item
-        self.data = data
+        self.data = data  # None: made-up bytes, generated again on every download
         self.fail = fail
+        self.uploaded = uploaded  # by a business (POST /media): its id may be sent as a media ref
 
 
 class _Job:
-    __slots__ = ("first", "messages", "name_prefix", "number", "phones", "produced", "rate", "started", "total",
-                 "view_id")  # fmt: skip
+    __slots__ = ("addressing", "first", "messages", "name_prefix", "number", "phones", "produced", "rate", "started",
+                 "total", "view_id")  # fmt: skip
 
     def __init__(self, view_id: str, number: _Number, request: BulkRequest, first: int, started: float) -> None:
         self.view_id = view_id
@@ -550,6 +581,7 @@ class _Job:
         self.started = started
         self.produced = 0
         self.name_prefix = "Cliente"
+        self.addressing = request.addressing
 
 
 class _Credentials(msgspec.Struct, frozen=True):
@@ -571,6 +603,7 @@ _IDEMPOTENCY_LIMIT = 50_000
 _BULK_TICK_S = 0.005
 _MAX_COUNT = 10_000
 _PHONE_PUNCTUATION = str.maketrans("", "", " -().")
+_MIME = re.compile(r"[\w.+-]+/[\w.+-]+(\s*;.*)?")  # type/subtype, parameters allowed ("audio/ogg; codecs=opus")
 
 
 def digits_of(value: str, *, what: str = "phone number") -> str:
@@ -947,16 +980,19 @@ class Network:
             group.participants.setdefault(digits, None)
         ids: list[str] = []
         media_ids: list[str] = []
+        phone_jid, lid = digits + "@c.us", self._lid(digits)
+        by_lid = message.addressing == "lid"
+        peer = lid if by_lid else phone_jid  # how this phone is named, in the chat and as the sender
         for _ in range(message.count):
             media = self._store_media(message.media) if message.media is not None else None
             if media is not None:
                 media_ids.append(media.id)
-            phone_jid = digits + "@c.us"
             event = InMsg(
                 id=self._message_id("3A"),
-                chat=group.id if group is not None else phone_jid,
-                sender=num.jid if message.from_me else phone_jid,
-                sender_lid=None if message.from_me else self._lid(digits),
+                chat=group.id if group is not None else peer,
+                sender=num.jid if message.from_me else peer,
+                sender_lid=None if message.from_me or by_lid else lid,
+                sender_pn=phone_jid if by_lid and not message.from_me else None,
                 name=None if message.from_me else message.name,
                 from_me=message.from_me,
                 kind=message.kind,
@@ -976,15 +1012,31 @@ class Network:
         _check_content(message.kind, message.text, message.media is not None, message.reply_to)
 
     def _store_media(self, spec: MediaSpec) -> MediaItem:
-        if spec.size is not None and not 0 <= spec.size <= 64 * 1024 * 1024:
-            raise SimError("invalid_input", "media size must be within 0..64 MiB")
         size = len(spec.data) if spec.data is not None else (spec.size if spec.size is not None else 2048)
+        if not 0 <= size <= MEDIA_MAX_BYTES or (spec.size is not None and not 0 <= spec.size <= MEDIA_MAX_BYTES):
+            raise SimError("invalid_input", "media size must be within 0..64 MiB")
+        return self._new_media(spec.mime, spec.filename, size, spec.data, fail=spec.fail, uploaded=False)
+
+    def _new_media(self, mime: str, filename: str | None, size: int, data: bytes | None, *, fail: int,
+                   uploaded: bool) -> MediaItem:  # fmt: skip
         media_id = "m" + self._message_id("")
-        data = spec.data if spec.data is not None else _made_up_bytes(media_id, size)
-        item = MediaItem(id=media_id, mime=spec.mime, size=size, url=f"/media/{media_id}", filename=spec.filename,
-                         sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
-        self._media[media_id] = _Media(item, spec.data, spec.fail)
+        content = data if data is not None else _made_up_bytes(media_id, size)
+        item = MediaItem(id=media_id, mime=mime, size=size, url=f"/media/{media_id}", filename=filename,
+                         sha256=hashlib.sha256(content).hexdigest())  # fmt: skip
+        self._media[media_id] = _Media(item, data, fail, uploaded=uploaded)
         return item
+
+    def upload_media(self, data: bytes, mime: str, filename: str | None = None) -> MediaItem:
+        """A business uploads a media item (``POST /media``); a ``send`` whose ``media.ref`` is its id delivers it."""
+        if not data:
+            raise SimError("invalid_input", "the media body is empty")
+        if len(data) > MEDIA_MAX_BYTES:
+            raise SimError("too_large", "media must be at most 64 MiB", status=413)
+        if not _MIME.fullmatch(mime.strip()):
+            raise SimError("invalid_input", f"not a MIME type (type/subtype): {mime!r}")
+        if filename is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in filename):
+            raise SimError("invalid_input", "the filename has control characters")
+        return self._new_media(mime.strip(), filename or None, len(data), data, fail=0, uploaded=True)
 
     def media(self, media_id: str) -> tuple[MediaItem, bytes]:
         """Download a media item (``GET /media/{id}``); injected failures raise ``media_unavailable``."""
@@ -1033,6 +1085,8 @@ class Network:
             return num.idempotency[key], True
         _check_content(frame.kind, frame.text, frame.media is not None, frame.reply_to)
         chat, recipients = self._recipients(frame.to)
+        group = chat.endswith("@g.us")
+        media = self._outgoing_media(frame.media) if frame.media is not None else None
         cfg = self.config
         now = self._clock()
         if cfg.send_rate > 0:
@@ -1042,9 +1096,10 @@ class Network:
             if wait:
                 raise SimError("rate_limited", f"more than {cfg.send_rate:g} msg/s", status=429, retry_after=wait)
         if cfg.recipient_rate > 0:
-            bucket = num.pair_buckets.get(chat)
+            pair = chat if group else recipients[0]  # one bucket per person, whichever id the business used
+            bucket = num.pair_buckets.get(pair)
             if bucket is None:
-                bucket = num.pair_buckets[chat] = _Bucket(float(cfg.recipient_burst), now)
+                bucket = num.pair_buckets[pair] = _Bucket(float(cfg.recipient_burst), now)
             wait = bucket.take(now, cfg.recipient_rate, cfg.recipient_burst)
             if wait:
                 raise SimError("pair_rate_limited", f"more than {cfg.recipient_rate:g} msg/s to {chat}", status=429,
@@ -1060,16 +1115,26 @@ class Network:
         for digits in recipients:
             phone = self._phone(digits)
             phone.seq += 1
-            entry = InboxMessage(seq=phone.seq, id=msg_id, sender=num.number,
-                                 chat=chat if chat.endswith("@g.us") else num.jid, kind=frame.kind, text=frame.text,
-                                 media=frame.media, reply_to=frame.reply_to, timestamp=ts)  # fmt: skip
+            entry = InboxMessage(seq=phone.seq, id=msg_id, sender=num.number, chat=chat if group else num.jid,
+                                 kind=frame.kind, text=frame.text, media=media, reply_to=frame.reply_to,
+                                 timestamp=ts)  # fmt: skip
             phone.inbox.append(entry)
             entries.append((digits, entry))
-        self._schedule_receipts(num, msg_id, chat, entries, group=chat.endswith("@g.us"))
+        self._schedule_receipts(num, msg_id, chat, entries, group=group)
         return msg_id, False
 
+    def _outgoing_media(self, media: OutMedia) -> InboxMedia:
+        """An uploaded item (``ref`` is its id) is delivered as stored; any other reference passes through."""
+        stored = self._media.get(media.ref)
+        if stored is None or not stored.uploaded:
+            return InboxMedia(mime=media.mime, ref=media.ref, filename=media.filename, size=media.size)
+        item = stored.item  # the stored bytes decide mime, size and hash; the sender may rename the file
+        return InboxMedia(mime=item.mime, ref=media.ref, filename=media.filename or item.filename, size=item.size,
+                          id=item.id, sha256=item.sha256, url=item.url)  # fmt: skip
+
     def _recipients(self, to: str) -> tuple[str, list[str]]:
-        """The chat (``<digits>@c.us`` or a group id) and the phones that receive a message sent to ``to``."""
+        """The chat as the business named it (``<digits>@c.us``, ``<id>@lid`` or a group id; receipts carry it) and
+        the phones that receive a message sent to ``to``."""
         value = to.strip()
         if value.endswith("@g.us"):
             gid = _group_id(value)
@@ -1078,10 +1143,11 @@ class Network:
                 raise SimError("unknown_chat", f"no group {gid}", status=404)
             return gid, list(group.participants)
         if value.endswith("@lid"):
-            digits = self._lids.get(value.partition("@")[0])
+            user = value.partition("@")[0]
+            digits = self._lids.get(user)
             if digits is None:
                 raise SimError("invalid_recipient", f"unknown LID {value}", status=404)
-            return digits + "@c.us", [digits]
+            return user + "@lid", [digits]
         try:
             digits = digits_of(value)
         except SimError as exc:
@@ -1164,13 +1230,15 @@ class Network:
         end = min(target, job.produced + self.config.bulk_chunk)
         if end <= job.produced:
             return
-        num, phones, ts = job.number, job.phones, self._ms()
+        num, phones, ts, by_lid = job.number, job.phones, self._ms(), job.addressing == "lid"
         for k in range(job.produced, end):
             index, nth = k % phones, k // phones
             digits = str(job.first + index)
-            jid = digits + "@c.us"
-            event = InMsg(id=self._message_id("3A"), chat=jid, sender=jid, sender_lid=self._lid(digits),
-                          name=f"{job.name_prefix} {index + 1}", text=f"bulk {nth + 1}/{job.messages}", ts=ts)  # fmt: skip
+            jid, lid = digits + "@c.us", self._lid(digits)
+            peer = lid if by_lid else jid
+            event = InMsg(id=self._message_id("3A"), chat=peer, sender=peer, sender_lid=None if by_lid else lid,
+                          sender_pn=jid if by_lid else None, name=f"{job.name_prefix} {index + 1}",
+                          text=f"bulk {nth + 1}/{job.messages}", ts=ts)  # fmt: skip
             self._enqueue(num, event, notify=False)
         job.produced = end
         if num.live is not None:

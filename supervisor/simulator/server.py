@@ -6,7 +6,8 @@ task (``Network.drain`` -> socket, woken by the connection's ``notify``), plus o
 network's timers (QR rotation, receipts, bulk generation). :class:`SimulatorServer` runs inside the caller's event
 loop on a port of its choice (0 = any free port), so tests and ``atende dev`` can embed it.
 
-Routes (see docs/simulator.md): ``/ws``, ``/media/{id}``, ``/healthz`` and ``/control/...``.
+Routes (see docs/simulator.md): ``/ws``, ``/media`` (business uploads), ``/media/{id}``, ``/healthz`` and
+``/control/...``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import logging
 import socket
 from typing import Any
+from urllib.parse import quote, unquote
 
 import msgspec
 import uvicorn
@@ -26,6 +28,7 @@ from litestar.exceptions import HTTPException, ValidationException, WebSocketDis
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from supervisor.simulator.network import (
+    MEDIA_MAX_BYTES,
     BulkJob,
     BulkRequest,
     ClientFrame,
@@ -55,6 +58,8 @@ _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _MIN_TICK_S = 0.002  # the ticker never spins faster than this when the next timer is in the future
 _IDLE_TICK_S = 1.0
+# A phone message carries its media as base64 inside JSON: room for a 64 MiB item plus the rest of the document.
+_PHONE_MESSAGE_MAX_BYTES = MEDIA_MAX_BYTES * 4 // 3 + 1024 * 1024
 
 
 # -- control API handlers (thin: decode, one Network call, return a schema) --------------------------------------
@@ -95,7 +100,8 @@ def inject_fault(sim: NamedDependency[Network], number: FromPath[str], data: JSO
     return sim.fault(number, data)
 
 
-@post("/control/phones/{phone:str}/messages", status_code=201, sync_to_thread=False)
+@post("/control/phones/{phone:str}/messages", status_code=201, sync_to_thread=False,
+      request_max_body_size=_PHONE_MESSAGE_MAX_BYTES)  # fmt: skip
 def phone_sends(sim: NamedDependency[Network], phone: FromPath[str], data: JSONBody[PhoneMessage]) -> SentIds:
     return sim.phone_send(phone, data)
 
@@ -133,11 +139,27 @@ def reset(sim: NamedDependency[Network]) -> dict[str, str]:
     return {"status": "reset"}
 
 
+@post("/media", status_code=201, request_max_body_size=MEDIA_MAX_BYTES)
+async def upload_media(sim: NamedDependency[Network], request: Request[Any, Any, Any]) -> MediaItem:
+    """The raw body is the item; ``Content-Type`` its mime, ``X-Filename`` (percent-encoded) its file name."""
+    filename = request.headers.get("x-filename")
+    mime = request.headers.get("content-type") or "application/octet-stream"
+    return sim.upload_media(await request.body(), mime, unquote(filename) if filename else None)
+
+
 @get("/media/{media_id:str}", sync_to_thread=False)
 def download_media(sim: NamedDependency[Network], media_id: FromPath[str]) -> Response[bytes]:
     item, data = sim.media(media_id)
-    headers = {"content-disposition": f'attachment; filename="{item.filename}"'} if item.filename else {}
+    headers = {"content-disposition": _attachment(item.filename)} if item.filename else {}
     return Response(content=data, media_type=item.mime, headers=headers)
+
+
+def _attachment(filename: str) -> str:
+    """A Content-Disposition any file name survives (RFC 6266): an ASCII fallback plus the UTF-8 name."""
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "_" for ch in filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @websocket("/ws")
@@ -174,7 +196,8 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 _ROUTES = [healthz, read_config, change_config, list_numbers, read_number, pair_number, inject_fault, phone_sends,
-           phone_inbox, create_group, start_bulk, read_bulk, fail_media, reset, download_media, business_socket]  # fmt: skip
+           phone_inbox, create_group, start_bulk, read_bulk, fail_media, reset, upload_media, download_media,
+           business_socket]  # fmt: skip
 _EXCEPTION_HANDLERS: Any = {SimError: _sim_error, ValidationException: _validation_error, HTTPException: _http_error,
                             500: _internal_error}  # fmt: skip
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from supervisor.drivers.base import DriverConfig, DriverError, RateLimited, SendFailed
 from supervisor.drivers.simulator import SimulatorDriver
 from supervisor.simulator.cli import add_simulator_verbs
 from supervisor.simulator.client import SimulatorClient, SimulatorError
-from supervisor.simulator.network import MediaSpec, SimConfig
+from supervisor.simulator.network import MEDIA_MAX_BYTES, MediaSpec, SimConfig
 from supervisor.simulator.server import SimulatorServer
 from supervisor.wire import DriverEvent, InboundMessage, MediaRef, MessageStatus, SessionState, SessionStatus, utcnow
 
@@ -246,6 +249,24 @@ async def test_inbound_messages_become_driver_events_and_acks_clear_the_backlog(
     await eventually(backlog_empty_and_read)
 
 
+async def test_lid_addressed_messages_become_lid_chats_and_replies_reach_the_phone(
+        sim: SimulatorClient, paired: Callable[..., Awaitable[tuple[Session, bytes]]]) -> None:  # fmt: skip
+    session, _ = await paired()
+    by_pn = (await sim.send(PHONE, NUMBER, "por número")).ids[0]
+    by_lid = (await sim.send(PHONE, NUMBER, "por lid", name="Ana", addressing="lid")).ids[0]
+    pn, lid = await session.inbound(2)
+    assert (pn.provider_message_id, lid.provider_message_id) == (by_pn, by_lid)
+    assert pn.sender_alt_id is not None and pn.sender_alt_id.endswith("@lid")
+    assert (lid.chat_id, lid.chat_id_raw, lid.chat_type, lid.sender_id, lid.sender_alt_id, lid.sender_name) == (
+        pn.sender_alt_id, pn.sender_alt_id, "direct", pn.sender_alt_id, PHONE_CHAT, "Ana")  # fmt: skip
+
+    reply = await session.driver.send_text(lid.chat_id, "olá, Ana", idempotency_key="lid-1")
+    acks = await session.statuses(reply, 3)
+    assert all(a.chat_id == lid.chat_id for a in acks)
+    (received,) = (await sim.inbox(PHONE)).messages
+    assert (received.id, received.chat, received.text) == (reply, "5511900000000@c.us", "olá, Ana")
+
+
 async def test_unacked_events_come_back_after_a_reconnect_with_the_offline_backlog_in_order(
         sim: SimulatorClient, paired: Callable[..., Awaitable[tuple[Session, bytes]]],
         open_session: Callable[..., Awaitable[Session]]) -> None:  # fmt: skip
@@ -376,6 +397,46 @@ async def test_media_download_and_injected_failure(sim: SimulatorClient,
     (received,) = (await sim.inbox(PHONE)).messages
     assert (received.id, received.kind, received.text) == (provider_id, "image", "look")
     assert received.media is not None and received.media.ref == photo.ref
+
+
+async def test_send_media_with_data_uploads_the_bytes_and_delivers_the_item(
+        server: SimulatorServer, sim: SimulatorClient, paired: Callable[..., Awaitable[tuple[Session, bytes]]]
+) -> None:  # fmt: skip
+    session, _ = await paired()
+    data = b"%PDF-1.7 " + bytes(range(256)) * 64
+    ref = MediaRef(mime="application/pdf", ref="local:42", filename="orçamento.pdf")
+    provider_id = await session.driver.send_media(PHONE_CHAT, ref, caption="segue", idempotency_key="d1", data=data)
+    again = await session.driver.send_media(PHONE_CHAT, ref, caption="segue", idempotency_key="d1", data=data)
+    assert again == provider_id
+    (received,) = (await sim.inbox(PHONE)).messages
+    assert (received.id, received.kind, received.text) == (provider_id, "document", "segue")
+    media = received.media
+    assert media is not None and media.id is not None and media.url == f"/media/{media.id}" and media.ref == media.id
+    assert (media.mime, media.size, media.filename, media.sha256) == ("application/pdf", len(data), "orçamento.pdf",
+                                                                      hashlib.sha256(data).hexdigest())  # fmt: skip
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False) as http:
+        download = await http.get(media.url)
+    assert download.status_code == 200 and download.content == data
+    assert download.headers["content-type"] == "application/pdf"
+    assert "filename*=UTF-8''or%C3%A7amento.pdf" in download.headers["content-disposition"]
+
+    with pytest.raises(DriverError) as refused:
+        await session.driver.send_media(PHONE_CHAT, ref, caption=None, idempotency_key="d2", data=b"")
+    assert (refused.value.code, refused.value.retryable) == ("media_upload_failed", False)
+    assert "invalid_input" in str(refused.value)
+    assert len((await sim.inbox(PHONE)).messages) == 1
+
+
+async def test_the_upload_route_answers_media_items_and_refuses_what_is_too_big(sim: SimulatorClient) -> None:
+    item = await sim.upload_media(b"GIF89a", "image/gif", "ação.gif")
+    assert (item.mime, item.size, item.filename, item.sha256) == ("image/gif", 6, "ação.gif",
+                                                                  hashlib.sha256(b"GIF89a").hexdigest())  # fmt: skip
+    with pytest.raises(SimulatorError) as empty:
+        await sim.upload_media(b"", "image/gif")
+    assert (empty.value.code, empty.value.status) == ("invalid_input", 400)
+    with pytest.raises(SimulatorError) as too_big:
+        await sim.upload_media(bytes(MEDIA_MAX_BYTES + 1), "video/mp4")
+    assert (too_big.value.code, too_big.value.status) == ("too_large", 413)
 
 
 # -- endings ----------------------------------------------------------------------------------------------
@@ -518,6 +579,53 @@ async def test_cli_sim_send_and_inbox(server: SimulatorServer, sim: SimulatorCli
     args = cli("sim", "pair", "--number", NUMBER)
     assert await asyncio.to_thread(args.simulator_handler, args, server.url) == 2
     assert "[not_pairing]" in capsys.readouterr().err
+
+
+async def test_cli_sim_send_media_sends_the_file_and_inbox_prints_media(
+        server: SimulatorServer, sim: SimulatorClient, paired: Callable[..., Awaitable[tuple[Session, bytes]]],
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:  # fmt: skip
+    session, _ = await paired()
+    photo = tmp_path / "pizza.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    args = cli("sim", "send", "--to", NUMBER, "--from", PHONE, "--media", str(photo), "--caption", "esta aqui",
+               "--addressing", "lid")  # fmt: skip
+    assert await asyncio.to_thread(args.simulator_handler, args, server.url) == 0
+    (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (message,) = await session.inbound(1)
+    assert message.provider_message_id == line["id"]
+    assert (message.kind, message.text, message.chat_id.endswith("@lid"), message.sender_alt_id) == (
+        "image", "esta aqui", True, PHONE_CHAT)  # fmt: skip
+    media = message.media
+    assert media is not None and media.ref.endswith(f"/media/{line['media']}")
+    assert (media.mime, media.size, media.filename, media.sha256) == (
+        "image/png", photo.stat().st_size, "pizza.png", hashlib.sha256(photo.read_bytes()).hexdigest())  # fmt: skip
+    assert await session.driver.download_media(media) == photo.read_bytes()
+
+    document = tmp_path / "cardapio.bin"
+    document.write_bytes(b"menu")
+    args = cli("sim", "send", "--to", NUMBER, "--from", PHONE, "--media", str(document), "--text", "o menu",
+               "--mime", "application/x-menu")  # fmt: skip
+    assert await asyncio.to_thread(args.simulator_handler, args, server.url) == 0
+    (doc,) = await session.inbound(1)
+    assert (doc.kind, doc.text, doc.chat_id, doc.media and doc.media.mime) == ("document", "o menu", PHONE_CHAT,
+                                                                               "application/x-menu")  # fmt: skip
+    capsys.readouterr()
+
+    await session.driver.send_media(PHONE_CHAT, MediaRef(mime="image/png", ref="", filename="r.png"),
+                                    caption="recebido", idempotency_key="c1", data=b"\x89PNG")  # fmt: skip
+    args = cli("sim", "inbox", "--phone", PHONE)
+    assert await asyncio.to_thread(args.simulator_handler, args, server.url) == 0
+    (printed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (printed["kind"], printed["text"]) == ("image", "recebido")
+    assert {k: printed["media"][k] for k in ("mime", "size", "filename", "sha256")} == {
+        "mime": "image/png", "size": 4, "filename": "r.png", "sha256": hashlib.sha256(b"\x89PNG").hexdigest()}  # fmt: skip
+    assert printed["media"]["url"] == f"/media/{printed['media']['id']}"
+
+    for argv, why in ((("--text", "x", "--caption", "y"), "--caption only go with --media"),
+                      ((), "--text is required"), (("--media", str(tmp_path / "nope.png")), "cannot read")):  # fmt: skip
+        args = cli("sim", "send", "--to", NUMBER, "--from", PHONE, *argv)
+        assert await asyncio.to_thread(args.simulator_handler, args, server.url) == 2
+        assert why in capsys.readouterr().err
 
 
 async def test_cli_simulator_verb_serves_until_interrupted() -> None:

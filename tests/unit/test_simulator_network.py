@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -9,6 +10,7 @@ import msgspec
 import pytest
 
 from supervisor.simulator.network import (
+    MEDIA_MAX_BYTES,
     Ack,
     BulkRequest,
     Connected,
@@ -19,12 +21,14 @@ from supervisor.simulator.network import (
     FaultRequest,
     GroupRequest,
     Hello,
+    InboxMedia,
     InMsg,
     InReceipt,
     Logout,
     MediaFailRequest,
     MediaSpec,
     Network,
+    OutMedia,
     PairCode,
     Paired,
     PairRequest,
@@ -301,6 +305,55 @@ def test_groups_media_reactions_edits_revokes_and_from_me(net: Network) -> None:
     assert isinstance(mine, InMsg) and mine.from_me and mine.chat == PHONE_JID and mine.sender == "5511900000000@c.us"
 
 
+def test_lid_addressing_names_the_phone_by_its_lid_with_the_phone_jid_alongside(net: Network) -> None:
+    conn, _ = pair_and_connect(net)
+    group = "120363000000000001@g.us"
+    net.phone_send(PHONE, PhoneMessage(to=NUMBER, text="by number"))
+    net.phone_send(PHONE, PhoneMessage(to=NUMBER, text="by lid", addressing="lid"))
+    net.phone_send(PHONE, PhoneMessage(to=NUMBER, text="lid group", group=group, addressing="lid"))
+    net.phone_send(PHONE, PhoneMessage(to=NUMBER, text="mine", from_me=True, addressing="lid"))
+    by_pn, by_lid, in_group, mine = events_of(drain_all(net, conn))
+    assert isinstance(by_pn, InMsg) and isinstance(by_lid, InMsg) and isinstance(in_group, InMsg)
+    lid = by_pn.sender_lid
+    assert lid is not None and lid.endswith("@lid") and lid.partition("@")[0].isdigit()
+    assert (by_pn.chat, by_pn.sender, by_pn.sender_pn) == (PHONE_JID, PHONE_JID, None)
+    assert (by_lid.chat, by_lid.sender, by_lid.sender_pn, by_lid.sender_lid) == (lid, lid, PHONE_JID, None)
+    assert (in_group.chat, in_group.sender, in_group.sender_pn) == (group, lid, PHONE_JID)  # groups keep their id
+    assert isinstance(mine, InMsg) and mine.from_me
+    assert (mine.chat, mine.sender, mine.sender_pn, mine.sender_lid) == (lid, "5511900000000@c.us", None, None)
+
+
+def test_a_reply_to_a_lid_chat_reaches_the_phone_and_its_receipts_name_the_lid(clocks: Clocks) -> None:
+    net = make_network(clocks, ack_sent_s=0, ack_delivered_s=0, ack_read_s=0, recipient_rate=1, recipient_burst=1)
+    conn, _ = pair_and_connect(net)
+    net.phone_send(PHONE, PhoneMessage(to=NUMBER, text="oi", addressing="lid"))
+    (inbound,) = events_of(drain_all(net, conn))
+    assert isinstance(inbound, InMsg)
+    ok = send(net, conn, to=inbound.chat, text="olá")
+    assert isinstance(ok, SendOk)
+    (received,) = net.inbox(PHONE).messages
+    assert (received.id, received.chat, received.sender, received.text) == (ok.id, "5511900000000@c.us", NUMBER,
+                                                                            "olá")  # fmt: skip
+    net.tick()
+    got = [e for e in events_of(drain_all(net, conn)) if isinstance(e, InReceipt)]
+    assert [(e.status, e.chat) for e in got] == [("SENT", inbound.chat), ("DELIVERED", inbound.chat),
+                                                 ("READ", inbound.chat)]  # fmt: skip
+    # the same person whichever id the business uses: one per-recipient rate bucket
+    limited = send(net, conn, to=PHONE_JID, ref=2)
+    assert isinstance(limited, Error) and limited.code == "pair_rate_limited"
+    unknown = send(net, conn, to="123456789@lid", ref=3)
+    assert isinstance(unknown, Error) and unknown.code == "invalid_recipient"
+
+
+def test_bulk_can_address_phones_by_lid(net: Network) -> None:
+    conn, _ = pair_and_connect(net)
+    net.bulk(BulkRequest(to=NUMBER, phones=2, messages=1, first_phone="+5521700000000", addressing="lid"))
+    net.tick()
+    got = [e for e in events_of(drain_all(net, conn)) if isinstance(e, InMsg)]
+    assert [e.sender_pn for e in got] == ["5521700000000@c.us", "5521700000001@c.us"]
+    assert all(e.chat == e.sender and e.sender.endswith("@lid") and e.sender_lid is None for e in got)
+
+
 @pytest.mark.parametrize(
     ("message", "why"),
     [(PhoneMessage(to=NUMBER), "needs text"), (PhoneMessage(to=NUMBER, kind="image"), "needs media"),
@@ -444,6 +497,49 @@ def test_per_recipient_rate_limit(clocks: Clocks) -> None:
     limited = send(net, conn)
     assert isinstance(limited, Error) and limited.code == "pair_rate_limited"
     assert isinstance(send(net, conn, to="+5511977776666"), SendOk)
+
+
+def test_an_uploaded_media_item_is_delivered_with_its_bytes(net: Network) -> None:
+    conn, _ = pair_and_connect(net)
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    item = net.upload_media(data, "image/png", "foto.png")
+    assert (item.mime, item.size, item.filename, item.url) == ("image/png", len(data), "foto.png", f"/media/{item.id}")
+    assert item.sha256 == hashlib.sha256(data).hexdigest()
+    ok = send(net, conn, kind="image", text="olha", media=OutMedia(mime="image/png", ref=item.id, filename="a.png"))
+    assert isinstance(ok, SendOk)
+    (received,) = net.inbox(PHONE).messages
+    assert (received.kind, received.text) == ("image", "olha")
+    assert received.media == InboxMedia(mime="image/png", ref=item.id, filename="a.png", size=len(data), id=item.id,
+                                        sha256=item.sha256, url=item.url)  # fmt: skip
+    assert net.media(item.id) == (item, data)
+
+
+def test_a_media_ref_that_was_not_uploaded_passes_through(net: Network) -> None:
+    conn, _ = pair_and_connect(net)
+    inbound = net.phone_send(PHONE, PhoneMessage(to=NUMBER, kind="image", media=MediaSpec(mime="image/jpeg")))
+    for ref in ("https://cdn.example/p.jpg", inbound.media[0]):  # a phone's item is not the business's to send
+        out = OutMedia(mime="image/jpeg", ref=ref, filename="p.jpg", size=7)
+        assert isinstance(send(net, conn, kind="image", media=out), SendOk)
+    assert [m.media for m in net.inbox(PHONE).messages] == [
+        InboxMedia(mime="image/jpeg", ref=ref, filename="p.jpg", size=7)
+        for ref in ("https://cdn.example/p.jpg", inbound.media[0])]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("size", "mime", "filename", "code"),
+    [(0, "image/png", None, "invalid_input"), (MEDIA_MAX_BYTES + 1, "image/png", None, "too_large"),
+     (1, "png", None, "invalid_input"), (1, "text/plain", "a\nb.txt", "invalid_input")],
+)  # fmt: skip
+def test_bad_uploads_are_refused(net: Network, size: int, mime: str, filename: str | None, code: str) -> None:
+    with pytest.raises(SimError) as exc:
+        net.upload_media(bytes(size), mime, filename)
+    assert exc.value.code == code
+    assert exc.value.status == (413 if code == "too_large" else 400)
+
+
+def test_uploads_take_up_to_64_mib_and_mime_parameters(net: Network) -> None:
+    item = net.upload_media(bytes(MEDIA_MAX_BYTES), "audio/ogg; codecs=opus")
+    assert (item.size, item.mime, item.filename) == (MEDIA_MAX_BYTES, "audio/ogg; codecs=opus", None)
 
 
 def test_sends_need_a_live_connection_and_valid_content(net: Network) -> None:
@@ -602,10 +698,17 @@ def test_reset_forgets_everything_and_says_goodbye(clocks: Clocks) -> None:
 
 def test_frames_round_trip_through_json() -> None:
     frame = Events(events=[InMsg(id="1", chat=PHONE_JID, sender=PHONE_JID, text="oi", ts=5),
+                           InMsg(id="3", chat="42@lid", sender="42@lid", sender_pn=PHONE_JID, text="oi", ts=5),
                            InReceipt(id="2/READ", msg_id="2", chat=PHONE_JID, status="READ", ts=6)])  # fmt: skip
     encoded = msgspec.json.encode(frame)
     assert b'"op":"events"' in encoded and b'"t":"msg"' in encoded and b'"from_me"' not in encoded
     assert msgspec.json.decode(encoded, type=Events) == frame
+
+
+def test_inbox_media_still_decodes_as_the_old_media_schema() -> None:
+    media = InboxMedia(mime="image/png", ref="m1", size=3, id="m1", sha256="ab", url="/media/m1")
+    assert msgspec.json.decode(msgspec.json.encode(media), type=OutMedia) == OutMedia(mime="image/png", ref="m1",
+                                                                                       size=3)  # fmt: skip
 
 
 @pytest.mark.parametrize(
