@@ -12,16 +12,24 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from saas.auth.controllers import ApiTokenController, AuthController
 from saas.auth.guards import provide_caller
+from saas.connections.controllers import ConnectionController
+from saas.contacts.controllers import ContactController
+from saas.dashboard.controllers import DashboardController
 from saas.errors import document_problems, exception_handlers
 from saas.events import events_socket
 from saas.health.controllers import HealthController
 from saas.observability import RequestObserver, init_sentry
+from saas.params import strict_json_body
 from saas.platform.controllers import PlatformController
 from saas.queues.controllers import QueueController
+from saas.quick_replies.controllers import QuickReplyController, TicketQuickReplyController
 from saas.runtime import Runtime
 from saas.settings import Settings
-from saas.tickets.controllers import TicketController
+from saas.tags.controllers import TagController
+from saas.tickets.controllers import SearchController, TicketController
+from saas.tickets.media import MediaController
 from saas.users.controllers import AccountController, AuditController, ProfileController, UsersController
+from saas.workspace.controllers import WorkspaceController
 from ui.pages import template_config, ui_route_handlers
 
 __all__ = ["create_app"]
@@ -44,6 +52,15 @@ def create_app(settings: Settings) -> Litestar:
             PlatformController,
             ApiTokenController,
             QueueController,
+            ContactController,
+            TagController,
+            QuickReplyController,
+            TicketQuickReplyController,
+            SearchController,
+            MediaController,
+            DashboardController,
+            ConnectionController,
+            WorkspaceController,
             events_socket,
             *ui_route_handlers(),
         ],
@@ -54,6 +71,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         state=State({"runtime": runtime}),
         exception_handlers=exception_handlers(),
+        before_request=strict_json_body,
         on_startup=[runtime.start],
         on_shutdown=[runtime.stop],
         openapi_config=OpenAPIConfig(

@@ -67,7 +67,11 @@ def host_config(settings: Settings, name: str = "atende-host-0") -> Any:
     return HostConfig(name=name, database_url=settings.database_url, redis_url=settings.redis_url,
                       redis_prefix=settings.redis_prefix, stream_shards=settings.stream_shards,
                       simulator_url=settings.simulator_url, master_key=settings.master_key or "",
-                      previous_master_keys=settings.previous_master_keys)  # fmt: skip
+                      previous_master_keys=settings.previous_master_keys, media_store=settings.media_store,
+                      media_dir=str(settings.media_path.resolve()), s3_endpoint=settings.s3_endpoint,
+                      s3_bucket=settings.s3_bucket, s3_access_key=settings.s3_access_key,
+                      s3_secret_key=settings.s3_secret_key, s3_region=settings.s3_region,
+                      media_max_bytes=settings.media_max_mb * 1024 * 1024)  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -171,7 +171,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
         "DATABASE_URL": settings.database_url or "", "REDIS_URL": settings.redis_url or "",
         "ATENDE_SECRET_KEY": settings.secret_key or "", "ATENDE_MASTER_KEY": settings.master_key or "", "ATENDE_ENV": "dev", "ATENDE_LOG_FORMAT": settings.log_format,
         "ATENDE_SIMULATOR_URL": settings.simulator_url, "ATENDE_REDIS_PREFIX": settings.redis_prefix,
-        "ATENDE_STREAM_SHARDS": str(settings.stream_shards),
+        "ATENDE_STREAM_SHARDS": str(settings.stream_shards), "ATENDE_MEDIA_DIR": str(settings.media_path.resolve()),
     })  # fmt: skip
     return env
 

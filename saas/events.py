@@ -3,6 +3,13 @@
 Auth: a single-use ticket from ``POST /api/v1/auth/ws-ticket`` (tokens never travel in URLs) and an Origin
 check (same host, or an allowed CORS origin). Each event carries its stream id; a client that reconnects
 with ``last_event_id`` first receives everything it missed that is still in the tenant's capped stream.
+
+Agents and supervisors receive only events of tickets they may see; when a change takes a ticket out of their
+sight (transferred, taken by someone else) they get ``ticket.hidden`` so the inbox drops it.
+
+Presence: an open socket makes its user online (:mod:`saas.presence`); the client sends
+``{"type": "presence", "status": "online" | "away"}`` every 20 s (any frame counts as a heartbeat), and the
+socket closing — or its heartbeats stopping — makes the user offline.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,10 +25,11 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from saas import presence
 from saas.auth.principal import principal_context
 from saas.auth.tokens import Claims
 from saas.runtime import Runtime
-from saas.tickets.service import visible_tickets
+from saas.tickets.service import could_see, visible_tickets
 
 __all__ = ["events_socket"]
 
@@ -37,14 +46,19 @@ def _origin_allowed(socket: WebSocket[Any, Any, Any], runtime: Runtime) -> bool:
     return urlsplit(origin).netloc == host or origin in runtime.settings.cors_origins
 
 
-async def _visible(claims: Claims, batch: list[tuple[str, dict[str, Any]]]) -> set[int] | None:
+async def _visible(claims: Claims, batch: list[tuple[str, dict[str, Any]]]) -> tuple[set[int] | None, set[str]]:
     """For agents and supervisors, the tickets of this batch they may see (and a re-check that they may still
-    connect at all); None means every ticket (admins)."""
+    connect at all), and the ids of events about tickets they could see before that change; None means every
+    ticket (admins)."""
     if claims.role not in ("agent", "supervisor"):
-        return None
+        return None, set()
     ids = sorted({e["ticket_id"] for _, e in batch if e.get("ticket_id") is not None})
     async with principal_context(claims) as (principal, session):
-        return await visible_tickets(session, ids, principal) if ids else set()
+        visible = await visible_tickets(session, ids, principal) if ids else set()
+        moved = [(entry_id, e["data"]["was"]) for entry_id, e in batch
+                 if e.get("ticket_id") not in visible and isinstance(e.get("data", {}).get("was"), dict)]  # fmt: skip
+        seen = await could_see(session, [(w.get("user_id"), w.get("queue_id")) for _, w in moved], principal)
+    return visible, {entry_id for (entry_id, _), before in zip(moved, seen, strict=True) if before}
 
 
 @websocket("/api/v1/events", summary="Realtime inbox events (auth: ?ticket= from /auth/ws-ticket)")
@@ -73,20 +87,44 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
                 continue
             batch = [(entry_id.decode(), _decoder.decode(fields[b"e"])) for _key, items in response
                      for entry_id, fields in items]  # fmt: skip
-            visible = await _visible(claims, batch)
+            visible, hidden = await _visible(claims, batch)
             for entry_id, event in batch:
                 last_id = entry_id
                 ticket_id = event.get("ticket_id")
                 if ticket_id is None or visible is None or ticket_id in visible:
                     await socket.send_json({"id": entry_id, **event})
+                elif entry_id in hidden:
+                    await socket.send_json({"id": entry_id, "type": "ticket.hidden", "ticket_id": ticket_id,
+                                            "data": {"id": ticket_id}})  # fmt: skip
 
+    redis, user_id, socket_id = runtime.redis_client, int(claims.sub), uuid.uuid4().hex
+    away: bool | None = None
+    await presence.connected(redis, runtime.keys, claims.tid, user_id, socket_id)
     sender = asyncio.create_task(pump())
     try:
         while True:
-            await socket.receive_data(mode="text")  # client pings / presence; disconnect ends the loop
+            frame = await socket.receive_data(mode="text")  # heartbeats and presence; disconnect ends the loop
+            await presence.heartbeat(redis, runtime.keys, claims.tid, user_id, socket_id)
+            status = _presence_choice(frame)
+            if status is not None and (status == "away") != away:
+                away = status == "away"
+                await presence.connected(redis, runtime.keys, claims.tid, user_id, socket_id, away=away)
     except WebSocketDisconnect:
         pass
     finally:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sender
+        with contextlib.suppress(Exception):
+            await presence.disconnected(redis, runtime.keys, claims.tid, user_id, socket_id)
+
+
+def _presence_choice(frame: str | bytes) -> str | None:
+    """``online``/``away`` from a ``{"type": "presence", "status": ...}`` frame; None for anything else."""
+    try:
+        message = _decoder.decode(frame)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(message, dict) and message.get("type") == "presence" and message.get("status") in ("online", "away"):
+        return str(message["status"])
+    return None

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from saas.auth.tokens import TokenService
 from saas.settings import Settings
+from supervisor.media import MediaStore, store_from_settings
 from supervisor.streams import StreamKeys
 from tenants import db
 
@@ -24,6 +25,7 @@ class Runtime:
     tokens: TokenService = field(init=False)
     keys: StreamKeys = field(init=False)
     owns_pool: bool = False
+    media_store: MediaStore | None = None
 
     def __post_init__(self) -> None:
         self.settings.require("secret_key")
@@ -42,13 +44,27 @@ class Runtime:
         self.redis = Redis.from_url(
             self.settings.redis_url, socket_connect_timeout=1.0, socket_timeout=30.0, health_check_interval=10
         )
+        settings = self.settings
+        self.media_store = store_from_settings(settings.media_store, root=settings.media_path,
+                                               s3_endpoint=settings.s3_endpoint, s3_bucket=settings.s3_bucket,
+                                               s3_access_key=settings.s3_access_key,
+                                               s3_secret_key=settings.s3_secret_key, s3_region=settings.s3_region)  # fmt: skip
 
     async def stop(self) -> None:
+        if self.media_store is not None:
+            await self.media_store.aclose()
+            self.media_store = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
         if self.owns_pool:
             await db.stop()
+
+    @property
+    def media(self) -> MediaStore:
+        if self.media_store is None:
+            raise RuntimeError("media store not started")
+        return self.media_store
 
     @property
     def redis_client(self) -> Redis:

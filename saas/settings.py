@@ -52,6 +52,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_token_ttl_s: int = 900
     api_rate_per_min: int = 1200
     sessions_per_host: int = 250
+    media_store: Literal["file", "s3"] = "file"
+    media_dir: Path | None = None  # default: <data_dir>/media
+    media_max_mb: int = 100
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -68,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{var.name}: {exc} (got {raw!r}); expected {var.help}") from None
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def media_path(self) -> Path:
+        """Where the filesystem media store keeps its files."""
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
 
     def require(self, *fields: str) -> Settings:
         """Fail with a message naming the variable if any of ``fields`` is unset."""
@@ -168,4 +181,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ATENDE_STREAM_SHARDS", "stream_shards", _int_range(1, 1024), "inbound stream shards; change only on an empty pipeline (default 4)"),
     EnvVar("ATENDE_SESSIONS_PER_HOST", "sessions_per_host", _int_range(1, 5000), "WhatsApp sessions per Ray session host (default 250)"),
     EnvVar("ATENDE_CORS_ORIGINS", "cors_origins", _csv, "comma-separated origins allowed by CORS (default: none)"),
+    EnvVar("ATENDE_MEDIA_STORE", "media_store", _choice("file", "s3"), "where media files live: file (a directory shared by API and session hosts) or s3 (default file)"),
+    EnvVar("ATENDE_MEDIA_DIR", "media_dir", Path, "directory of the file media store (default <ATENDE_DATA_DIR>/media)"),
+    EnvVar("ATENDE_MEDIA_MAX_MB", "media_max_mb", _int_range(1, 100), "largest media file in MiB, below WhatsApp's own per-kind limits (default 100)"),
+    EnvVar("ATENDE_S3_ENDPOINT", "s3_endpoint", _url("http", "https"), "S3-compatible endpoint of the s3 media store (e.g. https://s3.amazonaws.com)"),
+    EnvVar("ATENDE_S3_BUCKET", "s3_bucket", str, "bucket of the s3 media store"),
+    EnvVar("ATENDE_S3_ACCESS_KEY", "s3_access_key", str, "access key of the s3 media store"),
+    EnvVar("ATENDE_S3_SECRET_KEY", "s3_secret_key", str, "secret key of the s3 media store"),
+    EnvVar("ATENDE_S3_REGION", "s3_region", str, "region of the s3 media store (default us-east-1)"),
 )  # fmt: skip

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,6 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from supervisor.drivers.base import Driver, DriverConfig, DriverError, RateLimited, SendFailed
 from supervisor.drivers.factory import make_driver
+from supervisor.media import MAX_BYTES, MediaNotFound, MediaStore, media_key, store_from_settings
 from supervisor.metrics import MetricsSink
 from supervisor.policy import Action, DisconnectReason, RestartPolicy, SessionHistory, decide, reason_from
 from supervisor.realtime import RealtimeEvent, publish
@@ -39,14 +42,17 @@ from supervisor.registry import (
     release_lease,
     renew_lease,
 )
-from supervisor.streams import FIELD, StreamKeys, append_events
+from supervisor.streams import FETCH_FIELD, FIELD, StreamKeys, append_events
 from supervisor.wire import (
     Envelope,
+    FetchMedia,
     InboundMessage,
+    MediaResult,
     MessageStatus,
     OutboundMessage,
     SessionState,
     SessionStatus,
+    decode_fetch,
     decode_outbound,
     utcnow,
 )
@@ -76,6 +82,15 @@ class HostConfig:
     db_pool_size: int = 10
     master_key: str = ""  # wraps tenant data keys (credentials at rest); plain strings travel to Ray actors
     previous_master_keys: tuple[str, ...] = ()
+    media_store: str = "file"  # where inbound media is downloaded to and agents' uploads are read from
+    media_dir: str = ".atende/media"
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    media_max_bytes: int = 100 * 1024 * 1024
+    media_fetch_concurrency: int = 8
 
 
 def tune_gc() -> None:
@@ -161,7 +176,7 @@ class SessionRunner:
         self.token: int | None = None
         self.driver: Driver | None = None
         self.history = SessionHistory()
-        self.send_queue: asyncio.Queue[tuple[str, bytes, OutboundMessage]] = asyncio.Queue()
+        self.send_queue: asyncio.Queue[tuple[str, bytes, OutboundMessage | FetchMedia]] = asyncio.Queue()
         self.bucket = TokenBucket(host.config.send_rate_per_s, host.config.send_burst)
         self.connected = asyncio.Event()
         self.stopping = False
@@ -250,6 +265,8 @@ class SessionRunner:
                         await self._claim_outbound()
                         sender = asyncio.create_task(self._send_loop(driver))
                     continue
+                if isinstance(event, MediaResult):  # only hosts make these; a driver has no business sending one
+                    continue
                 await self.host.appender.put(self._envelope(event), _acker(driver, event))
             return DisconnectReason.NETWORK, None, connected_at  # stream ended without a reason
         except asyncio.CancelledError:
@@ -269,9 +286,11 @@ class SessionRunner:
                     await self.driver.stop()
             self.driver = None
 
-    def _envelope(self, event: InboundMessage | MessageStatus) -> Envelope:
+    def _envelope(self, event: InboundMessage | MessageStatus | MediaResult) -> Envelope:
         if isinstance(event, InboundMessage):
             event_id = f"{self.spec.provider}:{self.spec.connection_id}:{event.provider_message_id}"
+        elif isinstance(event, MediaResult):
+            event_id = f"{self.spec.provider}:{self.spec.connection_id}:media:{event.message_id}:{event.state}"
         else:
             event_id = (f"{self.spec.provider}:{self.spec.connection_id}:{event.provider_message_id}:{event.status}:"
                         f"{event.participant or ''}:{event.client_message_id or ''}")  # fmt: skip
@@ -338,17 +357,75 @@ class SessionRunner:
             next_start, claimed = response[0], response[1]
             for entry_id, fields in claimed:
                 if fields:
-                    await self.send_queue.put((key, entry_id, decode_outbound(fields[FIELD])))
+                    await self.send_queue.put((key, entry_id, decode_command(fields)))
             if not claimed or next_start in (b"0-0", "0-0"):
                 return
             start = next_start
 
     async def _send_loop(self, driver: Driver) -> None:
-        while True:
-            key, entry_id, command = await self.send_queue.get()
-            await self.bucket.take()
-            await self._send(driver, command)
-            await self.host.redis.xack(key, OUT_GROUP, entry_id)
+        fetches: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                key, entry_id, command = await self.send_queue.get()
+                if isinstance(command, FetchMedia):  # downloads do not wait for the send pacing, nor sends for them
+                    task = asyncio.create_task(self._fetch_and_ack(driver, key, entry_id, command))
+                    fetches.add(task)
+                    task.add_done_callback(fetches.discard)
+                    continue
+                await self.bucket.take()
+                await self._send(driver, command)
+                await self.host.redis.xack(key, OUT_GROUP, entry_id)
+        finally:
+            for task in fetches:
+                task.cancel()
+
+    async def _fetch_and_ack(self, driver: Driver, key: str, entry_id: bytes, command: FetchMedia) -> None:
+        try:
+            async with self.host.fetch_gate:
+                await self._fetch(driver, command)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # left pending: taken over again on the next connection
+            logger.exception("media fetch of message %s failed", command.message_id)
+            return
+        await self.host.redis.xack(key, OUT_GROUP, entry_id)
+
+    async def _fetch(self, driver: Driver, command: FetchMedia) -> None:
+        """Download an inbound message's media through the driver into the media store; report the outcome.
+
+        Inbound media is stored whatever its type (WhatsApp already accepted it; the API serves unknown types as
+        downloads), but never beyond the size limit of its kind. A failure that may pass is retried three times.
+        """
+        media = command.media
+        limit = min(MAX_BYTES.get(command.kind, MAX_BYTES["document"]), self.host.config.media_max_bytes)
+        if media.size is not None and media.size > limit:
+            await self._media_result(command, "rejected", error=f"media_too_large: over {limit} bytes")
+            return
+        data: bytes | None = None
+        for attempt in range(3):
+            try:
+                data = await driver.download_media(media)
+                break
+            except DriverError as exc:
+                if not exc.retryable or attempt == 2:
+                    await self._media_result(command, "failed", error=f"{exc.code or 'download_failed'}: {exc}")
+                    return
+                await asyncio.sleep(0.5 * 2**attempt)
+        assert data is not None
+        if len(data) > limit:
+            await self._media_result(command, "rejected", error=f"media_too_large: over {limit} bytes")
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        mime = media.mime.split(";")[0].strip().lower() or "application/octet-stream"
+        stored_key = media_key(command.tenant_id, digest, mime, now=utcnow())
+        await self.host.media.put(stored_key, data, mime)  # a store outage raises: the command stays pending
+        self.host.metrics.inc("atende_session_media_fetched_total", self.labels)
+        await self._media_result(command, "stored", key=stored_key, size=len(data), sha256=digest, mime=mime)
+
+    async def _media_result(self, command: FetchMedia, state: str, **fields: Any) -> None:
+        event = MediaResult(message_id=command.message_id, chat_id=command.chat_id, state=state,  # type: ignore[arg-type]
+                            occurred_at=utcnow(), **fields)  # fmt: skip
+        await self.host.appender.put(self._envelope(event), None)
 
     async def _send(self, driver: Driver, command: OutboundMessage) -> None:
         redis = self.host.redis
@@ -361,11 +438,24 @@ class SessionRunner:
             return
         await redis.set(marker, "pending", ex=SENT_MARKER_TTL_S)
         started = time.monotonic()
+        data: bytes | None = None
+        if command.media is not None:
+            try:
+                data = await self.host.media.get(command.media.ref)
+            except MediaNotFound:
+                await redis.delete(marker)
+                await self._report(command, "FAILED", None, code="media_not_found", title="the file is gone")
+                return
         for attempt in range(5):
             try:
-                provider_id = await driver.send_text(command.chat_id, command.text or "",
-                                                     idempotency_key=f"atende-{command.tenant_id}-{command.message_id}",
-                                                     reply_to_id=command.reply_to_id)  # fmt: skip
+                idempotency_key = f"atende-{command.tenant_id}-{command.message_id}"
+                if command.media is not None:
+                    provider_id = await driver.send_media(command.chat_id, command.media, caption=command.text,
+                                                          idempotency_key=idempotency_key, data=data)  # fmt: skip
+                else:
+                    provider_id = await driver.send_text(command.chat_id, command.text or "",
+                                                         idempotency_key=idempotency_key,
+                                                         reply_to_id=command.reply_to_id)  # fmt: skip
             except RateLimited as exc:
                 await asyncio.sleep(exc.retry_after_s)
                 continue
@@ -409,6 +499,13 @@ class SessionRunner:
                 await self.driver.stop()
 
 
+def decode_command(fields: dict[bytes, bytes]) -> OutboundMessage | FetchMedia:
+    """An outbound stream entry: a send (field ``e``) or a media download (field ``f``)."""
+    if FETCH_FIELD in fields:
+        return decode_fetch(fields[FETCH_FIELD])
+    return decode_outbound(fields[FIELD])
+
+
 def _acker(driver: Driver, event: InboundMessage | MessageStatus) -> AckFn:
     async def ack() -> None:
         await driver.ack(event)
@@ -432,6 +529,18 @@ class SessionHostCore:
         self._started = False
         self._owns_pool = False
         self._start_lock = asyncio.Lock()
+        self._media: MediaStore | None = None
+        self.fetch_gate = asyncio.Semaphore(config.media_fetch_concurrency)
+
+    @property
+    def media(self) -> MediaStore:
+        if self._media is None:
+            config = self.config
+            self._media = store_from_settings(config.media_store, root=Path(config.media_dir),
+                                              s3_endpoint=config.s3_endpoint, s3_bucket=config.s3_bucket,
+                                              s3_access_key=config.s3_access_key, s3_secret_key=config.s3_secret_key,
+                                              s3_region=config.s3_region)  # fmt: skip
+        return self._media
 
     @property
     def redis(self) -> Redis:
@@ -509,7 +618,7 @@ class SessionHostCore:
                     runner = by_key.get(name)
                     for entry_id, fields in items:
                         if runner is not None and fields:
-                            await runner.send_queue.put((name, entry_id, decode_outbound(fields[FIELD])))
+                            await runner.send_queue.put((name, entry_id, decode_command(fields)))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -539,6 +648,9 @@ class SessionHostCore:
             await self.metrics.flush(self.redis)
         if self._redis is not None:
             await self._redis.aclose()
+        if self._media is not None:
+            await self._media.aclose()
+            self._media = None
         if self._owns_pool:
             await db.stop()
         self._started = False

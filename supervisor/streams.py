@@ -23,11 +23,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from supervisor.wire import Envelope, OutboundMessage, encode
+from supervisor.wire import Envelope, FetchMedia, OutboundMessage, encode
 
-__all__ = ["Entry", "StreamConsumer", "StreamKeys", "append_events", "append_outbound"]
+__all__ = ["FETCH_FIELD", "FIELD", "Entry", "StreamConsumer", "StreamKeys", "append_events", "append_outbound"]
 
 FIELD = b"e"
+FETCH_FIELD = b"f"  # outbound streams: a media download command instead of a send
 Entry = tuple[bytes, bytes]  # (stream id, payload)
 
 
@@ -77,11 +78,12 @@ async def append_events(redis: Redis, keys: StreamKeys, envelopes: Sequence[Enve
     return ids
 
 
-async def append_outbound(redis: Redis, keys: StreamKeys, commands: Sequence[OutboundMessage]) -> None:
-    """Append send commands to their connections' outbound streams in one round trip."""
+async def append_outbound(redis: Redis, keys: StreamKeys, commands: Sequence[OutboundMessage | FetchMedia]) -> None:
+    """Append send (and media download) commands to their connections' outbound streams in one round trip."""
     async with redis.pipeline(transaction=False) as pipe:
         for command in commands:
-            _ = pipe.xadd(keys.outbound(command.tenant_id, command.connection_id), {FIELD: encode(command)})
+            field = FETCH_FIELD if isinstance(command, FetchMedia) else FIELD
+            _ = pipe.xadd(keys.outbound(command.tenant_id, command.connection_id), {field: encode(command)})
         await pipe.execute()
 
 

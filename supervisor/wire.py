@@ -19,8 +19,10 @@ import msgspec
 __all__ = [
     "ChatType",
     "DriverEvent",
+    "FetchMedia",
     "InboundMessage",
     "MediaRef",
+    "MediaResult",
     "MessageKind",
     "MessageStatus",
     "OutboundMessage",
@@ -30,6 +32,7 @@ __all__ = [
     "WireEvent",
     "bounded_raw",
     "decode_event",
+    "decode_fetch",
     "decode_outbound",
     "encode",
     "normalize_chat_id",
@@ -156,7 +159,22 @@ class SessionStatus(msgspec.Struct, frozen=True, kw_only=True, tag="session"):
     occurred_at: datetime
 
 
-DriverEvent = InboundMessage | MessageStatus | SessionStatus
+class MediaResult(msgspec.Struct, frozen=True, kw_only=True, tag="media"):
+    """A session host fetched an inbound message's media into the media store (``stored``, under ``key``), or did
+    not: ``failed`` (the provider would not give it) or ``rejected`` (over the size or type limits)."""
+
+    message_id: int  # our message id (from the FetchMedia command)
+    chat_id: str
+    state: Literal["stored", "failed", "rejected"]
+    key: str | None = None
+    mime: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    occurred_at: datetime
+
+
+DriverEvent = InboundMessage | MessageStatus | SessionStatus | MediaResult
 
 
 # -- what travels on the streams ------------------------------------------------------------------------
@@ -190,12 +208,26 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
+class FetchMedia(msgspec.Struct, frozen=True, kw_only=True):
+    """Download an inbound message's media through the session's driver into the media store (outbound stream,
+    field ``f``); the host answers with a :class:`MediaResult` on the inbound path."""
+
+    tenant_id: int
+    connection_id: int
+    message_id: int
+    chat_id: str
+    kind: MessageKind
+    media: MediaRef
+    created_at: datetime
+
+
 _encoder = msgspec.msgpack.Encoder()
 _event_decoder = msgspec.msgpack.Decoder(Envelope)
 _outbound_decoder = msgspec.msgpack.Decoder(OutboundMessage)
+_fetch_decoder = msgspec.msgpack.Decoder(FetchMedia)
 
 
-def encode(value: Envelope | OutboundMessage) -> bytes:
+def encode(value: Envelope | OutboundMessage | FetchMedia) -> bytes:
     return _encoder.encode(value)
 
 
@@ -205,6 +237,10 @@ def decode_event(data: bytes) -> Envelope:
 
 def decode_outbound(data: bytes) -> OutboundMessage:
     return _outbound_decoder.decode(data)
+
+
+def decode_fetch(data: bytes) -> FetchMedia:
+    return _fetch_decoder.decode(data)
 
 
 def bounded_raw(raw: dict[str, Any] | None) -> dict[str, Any] | None:

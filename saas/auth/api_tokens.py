@@ -24,8 +24,9 @@ __all__ = ["API_TOKEN_PREFIX", "GRANTABLE", "ApiTokenOut", "authenticate", "crea
 
 API_TOKEN_PREFIX = "atd_"  # noqa: S105 - a marker, not a secret
 INTEGRATION_ROLE = "integration"
-GRANTABLE = frozenset({Permission.TICKETS_READ, Permission.TICKETS_REPLY, Permission.CONNECTIONS_READ,
-                       Permission.USERS_READ, Permission.AUDIT_READ})  # fmt: skip
+GRANTABLE = frozenset({Permission.TICKETS_READ, Permission.TICKETS_REPLY, Permission.TICKETS_UPDATE,
+                       Permission.CONTACTS_READ, Permission.CONTACTS_WRITE, Permission.CONNECTIONS_READ,
+                       Permission.USERS_READ, Permission.DASHBOARD_READ, Permission.AUDIT_READ})  # fmt: skip
 
 
 class ApiTokenOut(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,7 +8,9 @@ import asyncpg
 import msgspec
 
 from saas.audit.service import record
+from saas.queues.hours import HoursSpec, decode_hours, hours_json, to_calendar
 from saas.queues.schemas import QueueIn, QueueOut, QueueUpdate
+from saas.workspace.service import load_settings
 from tenants.context import TenantSession
 from tenants.errors import Conflict, Forbidden, InvalidInput, NotFound
 
@@ -26,14 +28,18 @@ class QueueLimitReached(Forbidden):
 
 
 _SELECT = """
-SELECT q.id, q.name, q.color, q.greeting, q.created_at,
-       coalesce(array_agg(m.user_id ORDER BY m.user_id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS member_ids
+SELECT q.id, q.name, q.color, q.greeting, q.created_at, q.strategy, q.return_on_offline, q.hours::text AS hours,
+       q.out_of_hours_message,
+       coalesce(array_agg(m.user_id ORDER BY m.user_id) FILTER (WHERE m.user_id IS NOT NULL), '{}') AS member_ids,
+       coalesce((SELECT array_agg(qc.connection_id ORDER BY qc.connection_id) FROM queue_connections qc
+                 WHERE qc.queue_id = q.id), '{}') AS connection_ids
 FROM queues q LEFT JOIN queue_members m ON m.queue_id = q.id
 """
 
 
 def _queue(row: asyncpg.Record) -> QueueOut:
-    return QueueOut(**{**dict(row), "member_ids": list(row["member_ids"])})
+    return QueueOut(**{**dict(row), "member_ids": list(row["member_ids"]), "hours": decode_hours(row["hours"]),
+                       "connection_ids": list(row["connection_ids"])})  # fmt: skip
 
 
 async def list_queues(session: TenantSession, *, member: int | None = None) -> list[QueueOut]:
@@ -64,6 +70,24 @@ async def _set_members(session: TenantSession, queue_id: int, member_ids: list[i
     )
 
 
+async def _set_connections(session: TenantSession, queue_id: int, connection_ids: list[int]) -> None:
+    wanted = sorted(set(connection_ids))
+    known = await session.conn.fetchval("SELECT count(*) FROM connections WHERE id = ANY($1::bigint[])", wanted)
+    if known != len(wanted):
+        raise InvalidInput("connection_ids must be connections of this tenant", field="connection_ids")
+    await session.conn.execute("DELETE FROM queue_connections WHERE queue_id = $1", queue_id)
+    await session.conn.execute(
+        "INSERT INTO queue_connections (queue_id, connection_id) SELECT $1, unnest($2::bigint[])", queue_id, wanted
+    )
+
+
+async def _check_hours(session: TenantSession, hours: HoursSpec | None) -> str | None:
+    """Validate a queue's hours against the tenant's time zone (the default of the queue's own); returns JSON."""
+    if hours is not None:
+        to_calendar(hours, (await load_settings(session.conn)).timezone)
+    return hours_json(hours)
+
+
 async def create_queue(session: TenantSession, data: QueueIn, *, actor_id: int, origin: str | None) -> QueueOut:
     limit = await session.conn.fetchval(
         "SELECT p.max_queues FROM public.tenants t JOIN public.plans p ON p.id = t.plan_id WHERE t.id = $1",
@@ -73,12 +97,15 @@ async def create_queue(session: TenantSession, data: QueueIn, *, actor_id: int, 
         raise QueueLimitReached(f"the plan allows {limit} queue(s)", limit=limit)
     try:
         queue_id = await session.conn.fetchval(
-            "INSERT INTO queues (name, color, greeting) VALUES ($1, $2, $3) RETURNING id",
-            data.name.strip(), data.color, data.greeting,
+            "INSERT INTO queues (name, color, greeting, strategy, return_on_offline, hours, out_of_hours_message)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) RETURNING id",
+            data.name.strip(), data.color, data.greeting, data.strategy, data.return_on_offline,
+            await _check_hours(session, data.hours), data.out_of_hours_message,
         )  # fmt: skip
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(f"a queue named {data.name!r} exists", field="name") from exc
     await _set_members(session, queue_id, data.member_ids)
+    await _set_connections(session, queue_id, data.connection_ids)
     await record(session, actor_id=actor_id, action="queue.created", target=f"queue:{queue_id}",
                  details={"name": data.name, "members": sorted(set(data.member_ids))}, origin=origin)  # fmt: skip
     return await get_queue(session, queue_id)
@@ -88,17 +115,24 @@ async def update_queue(session: TenantSession, queue_id: int, data: QueueUpdate,
                        origin: str | None) -> QueueOut:  # fmt: skip
     await get_queue(session, queue_id)
     changes: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(data).items()
-                               if v is not msgspec.UNSET and k != "member_ids"}  # fmt: skip
+                               if v is not msgspec.UNSET and k not in ("member_ids", "connection_ids")}  # fmt: skip
+    if "hours" in changes:
+        changes["hours"] = await _check_hours(session, changes["hours"])
     if changes:
-        assignments = ", ".join(f"{column} = ${i + 2}" for i, column in enumerate(changes))  # columns from the schema
+        assignments = ", ".join(
+            f"{column} = ${i + 2}" + ("::jsonb" if column == "hours" else "") for i, column in enumerate(changes)
+        )  # columns from the schema
         try:
             await session.conn.execute(f"UPDATE queues SET {assignments} WHERE id = $1", queue_id, *changes.values())
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("a queue with that name exists", field="name") from exc
     if data.member_ids is not msgspec.UNSET:
         await _set_members(session, queue_id, data.member_ids)
+    if data.connection_ids is not msgspec.UNSET:
+        await _set_connections(session, queue_id, data.connection_ids)
     await record(session, actor_id=actor_id, action="queue.updated", target=f"queue:{queue_id}",
-                 details={k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET},
+                 details={k: ("changed" if k == "hours" else v) for k, v in msgspec.structs.asdict(data).items()
+                          if v is not msgspec.UNSET},
                  origin=origin)  # fmt: skip
     return await get_queue(session, queue_id)
 

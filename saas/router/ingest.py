@@ -1,13 +1,18 @@
 """Apply one tenant's batch of inbound events inside one tenant transaction, set-based.
 
 Exactly-once effects from at-least-once delivery: messages are inserted with ``ON CONFLICT DO NOTHING`` on
-``(connection_id, provider_message_id)``, statuses only move forward (``status_rank <``), and contacts and
-tickets are upserted. An ack that arrives before the send result naming its message is parked in
-``early_statuses`` and merged when the result arrives. Returns the realtime events to publish after commit.
+``(connection_id, provider_message_id)``, statuses only move forward (``status_rank <``), contacts are resolved
+by identity (:mod:`saas.contacts.identity`: one person whatever phone form or LID WhatsApp shows) and tickets
+are found, reopened or opened (:mod:`saas.automation.engine`). An ack that arrives before the send result naming
+its message is parked in ``early_statuses`` and merged when the result arrives. Messages of blocked contacts are
+dropped. After the messages are stored, the automation runs (menu, queues, hours, distribution) and its messages
+are stored with their outbox entries. Returns what the caller must do around the commit: realtime events to
+publish, outbox entries to relay and timers to set.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +21,16 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from saas.automation.engine import Automation
+from saas.contacts.identity import resolve_contacts
+from saas.contacts.phones import identity_of
+from saas.tickets.lifecycle import MESSAGE_COLUMNS, message_event, message_from_row, preview_of
+from saas.workspace.service import load_settings
 from supervisor.realtime import RealtimeEvent
-from supervisor.wire import Envelope, InboundMessage, MessageStatus, status_rank
+from supervisor.wire import Envelope, InboundMessage, MediaResult, MessageStatus, status_rank, utcnow
+from tenants.context import require_tenant
 
 __all__ = ["BatchResult", "apply_batch"]
-
-PREVIEW_CHARS = 120
 
 
 @dataclass(slots=True)
@@ -29,27 +38,20 @@ class BatchResult:
     inserted: int = 0
     duplicates: int = 0
     statuses: int = 0
+    blocked: int = 0
     events: list[RealtimeEvent] = field(default_factory=list)
+    outbox: list[int] = field(default_factory=list)  # message ids whose outbox entries the caller relays
+    timers: list[tuple[str, str, datetime]] = field(default_factory=list)  # (kind, subject, due)
 
 
-def _phone_of(wa_id: str) -> str | None:
-    user, _, server = wa_id.partition("@")
-    return "+" + user if server == "s.whatsapp.net" and user.isdigit() else None
-
-
-def _preview(message: InboundMessage) -> str:
-    if message.text:
-        return message.text[:PREVIEW_CHARS]
-    return f"[{message.kind}]"
-
-
-async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> BatchResult:
-    """Store ``envelopes`` (all of one tenant, in stream order) in the open transaction on ``conn``."""
+async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope], *,
+                      now: datetime | None = None) -> BatchResult:  # fmt: skip
+    """Store ``envelopes`` (all of one tenant, in stream order) in the open tenant transaction on ``conn``."""
     result = BatchResult()
     messages: dict[tuple[int, str], InboundMessage] = {}
-    connection_of: dict[tuple[int, str], int] = {}
     send_results: list[MessageStatus] = []
     acks: dict[tuple[int, str], tuple[MessageStatus, int]] = {}
+    media_results: dict[int, MediaResult] = {}
     for envelope in envelopes:
         event = envelope.event
         if isinstance(event, InboundMessage):
@@ -58,7 +60,6 @@ async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -
                 result.duplicates += 1
             else:
                 messages[key] = event
-                connection_of[key] = envelope.connection_id
         elif isinstance(event, MessageStatus):
             if event.client_message_id is not None:
                 send_results.append(event)
@@ -67,88 +68,72 @@ async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -
                 rank = status_rank(event.status)
                 if key not in acks or acks[key][1] < rank:
                     acks[key] = (event, rank)
+        elif isinstance(event, MediaResult):
+            media_results[event.message_id] = event
     if messages:
-        await _store_messages(conn, messages, result)
+        await _store_messages(conn, messages, result, now or utcnow())
     if send_results:
         await _apply_send_results(conn, envelopes, send_results, result)
     if acks:
         await _apply_acks(conn, acks, result)
+    if media_results:
+        await _apply_media_results(conn, media_results, result)
     return result
 
 
-async def _store_messages(
-    conn: asyncpg.Connection, messages: dict[tuple[int, str], InboundMessage], result: BatchResult
-) -> None:
-    # 1. contacts (one per chat; groups are one contact with is_group)
-    contacts: dict[str, str | None] = {}
-    for message in messages.values():
-        name = None if message.from_me or message.chat_type == "group" else message.sender_name
-        if name is not None or message.chat_id not in contacts:
-            contacts[message.chat_id] = name
-    wa_ids = list(contacts)
-    await conn.execute(
-        """
-        INSERT INTO contacts (wa_id, phone, push_name, is_group)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])
-        ON CONFLICT (wa_id) DO UPDATE SET push_name = EXCLUDED.push_name, updated_at = now()
-            WHERE EXCLUDED.push_name IS NOT NULL AND contacts.push_name IS DISTINCT FROM EXCLUDED.push_name
-        """,
-        wa_ids,
-        [_phone_of(w) for w in wa_ids],
-        [contacts[w] for w in wa_ids],
-        [w.endswith("@g.us") for w in wa_ids],
-    )
-    contact_rows = await conn.fetch(
-        "SELECT id, wa_id, coalesce(name, push_name) AS name FROM contacts WHERE wa_id = ANY($1::text[])", wa_ids
-    )
-    contact_id = {r["wa_id"]: r["id"] for r in contact_rows}
-    contact_name = {r["id"]: r["name"] for r in contact_rows}
+Key = tuple[int, str]
 
-    # 2. one active ticket per (contact, connection)
-    pairs = sorted({(contact_id[m.chat_id], conn_id) for (conn_id, _), m in messages.items()})
-    ticket_of = await _active_tickets(conn, pairs)
-    missing = [p for p in pairs if p not in ticket_of]
-    if missing:
-        created = await conn.fetch(
-            """
-            INSERT INTO tickets (contact_id, connection_id)
-            SELECT * FROM unnest($1::bigint[], $2::bigint[])
-            ON CONFLICT (contact_id, connection_id) WHERE status <> 'closed' DO NOTHING
-            RETURNING id, number, contact_id, connection_id, status, created_at
-            """,
-            [p[0] for p in missing],
-            [p[1] for p in missing],
-        )
-        for row in created:
-            ticket_of[(row["contact_id"], row["connection_id"])] = row["id"]
-            result.events.append(RealtimeEvent(type="ticket.created", ticket_id=row["id"], data={
-                "id": row["id"], "number": row["number"], "status": row["status"], "contact_id": row["contact_id"],
-                "contact_name": contact_name.get(row["contact_id"]), "connection_id": row["connection_id"],
-                "created_at": row["created_at"].isoformat()}))  # fmt: skip
-        if len(created) < len(missing):  # lost a race with another writer: read theirs
-            ticket_of.update(await _active_tickets(conn, [p for p in missing if p not in ticket_of]))
+
+async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundMessage], result: BatchResult,
+                          now: datetime) -> None:  # fmt: skip
+    tenant = require_tenant()
+    # 1. who wrote: one contact per person (groups are one contact)
+    people = {key: (identity_of(m.chat_id, m.sender_alt_id, from_me=m.from_me),
+                    None if m.from_me or m.chat_type != "direct" else m.sender_name)
+              for key, m in messages.items()}  # fmt: skip
+    contacts = await resolve_contacts(conn, people)
+    kept = {key: m for key, m in messages.items() if not contacts[key].blocked}
+    result.blocked += len(messages) - len(kept)
+    if not kept:
+        return
+
+    # 2. the ticket of every message: the active one of (contact, connection), else reopened or new
+    pair_of = {key: (contacts[key].id, key[0]) for key in kept}
+    ticket_of_pair = await _active_tickets(conn, sorted(set(pair_of.values())))
+    settings = await load_settings(conn)
+    automation = Automation(conn, tenant.id, settings, now)
+    pending: defaultdict[tuple[int, int], list[tuple[Any, InboundMessage]]] = defaultdict(list)
+    for key, message in kept.items():
+        if pair_of[key] not in ticket_of_pair:
+            pending[pair_of[key]].append((key, message))
+    ticket_of: dict[Any, int] = {key: ticket_of_pair[pair_of[key]] for key in kept if pair_of[key] in ticket_of_pair}
+    if pending:
+        for items in pending.values():
+            items.sort(key=lambda item: item[1].occurred_at)
+        ticket_of.update(await automation.open_conversations(dict(pending)))
+    answers = set(automation.survey_answers.values())
 
     # 3. messages, exactly once
-    items = list(messages.items())
+    items = list(kept.items())
     rows = await conn.fetch(
-        """
-        INSERT INTO messages (ticket_id, connection_id, provider_message_id, from_me, kind, body, media, sender_id,
-                              sender_name, reply_to_id, occurred_at, status, status_rank)
+        f"""
+        INSERT INTO messages AS m (ticket_id, connection_id, provider_message_id, from_me, kind, body, media,
+                                   sender_id, sender_name, reply_to_id, occurred_at, status, status_rank)
         SELECT u.*, CASE WHEN u.from_me THEN 'SENT' ELSE 'RECEIVED' END, CASE WHEN u.from_me THEN 2 ELSE 0 END
         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[], $5::text[], $6::text[], $7::jsonb[],
                     $8::text[], $9::text[], $10::text[], $11::timestamptz[])
              AS u(ticket_id, connection_id, provider_message_id, from_me, kind, body, media, sender_id, sender_name,
                   reply_to_id, occurred_at)
         ON CONFLICT (connection_id, provider_message_id) DO NOTHING
-        RETURNING id, ticket_id, provider_message_id, from_me, kind, body, media, sender_name, status, occurred_at
+        RETURNING {MESSAGE_COLUMNS}, m.connection_id
         """,
-        [ticket_of[(contact_id[m.chat_id], c)] for (c, _), m in items],
+        [ticket_of[key] for key, _m in items],
         [c for (c, _), _m in items],
         [p for (_, p), _m in items],
         [m.from_me for _, m in items],
         [m.kind for _, m in items],
         [m.text for _, m in items],
-        [msgspec.json.encode(m.media).decode() if m.media else None for _, m in items],
+        [_media_json(m) for _, m in items],
         [m.sender_id for _, m in items],
         [m.sender_name for _, m in items],
         [m.reply_to_id for _, m in items],
@@ -156,40 +141,101 @@ async def _store_messages(
     )
     result.inserted += len(rows)
     result.duplicates += len(items) - len(rows)
-    if not rows:
-        return
+    if automation.survey_answers:
+        stored = {(r["connection_id"], r["provider_message_id"]): r["id"] for r in rows}
+        for survey_id, key in automation.survey_answers.items():
+            if key in stored:
+                await conn.execute("UPDATE csat_surveys SET message_id = $2 WHERE id = $1", survey_id, stored[key])
+    fetch = [r["id"] for r in rows if r["media"] is not None and not r["from_me"]]
+    if fetch:  # inbound media is downloaded by the session host (the outbox relays the fetch command)
+        await conn.execute(
+            "INSERT INTO outbox (message_id, connection_id, kind) SELECT id, connection_id, 'fetch' FROM messages"
+            " WHERE id = ANY($1::bigint[]) ON CONFLICT (message_id) DO NOTHING",
+            fetch,
+        )
+        result.outbox += fetch
 
-    # 4. ticket summaries
-    per_ticket: dict[int, tuple[datetime, str, int]] = {}
-    preview_of = {m.provider_message_id: _preview(m) for m in messages.values()}
-    for row in rows:
-        at, preview, unread = per_ticket.get(row["ticket_id"], (row["occurred_at"], "", 0))
-        if row["occurred_at"] >= at:
-            at, preview = row["occurred_at"], preview_of[row["provider_message_id"]]
-        per_ticket[row["ticket_id"]] = (at, preview, unread + (0 if row["from_me"] else 1))
-        result.events.append(RealtimeEvent(type="message.created", ticket_id=row["ticket_id"], data=_message_json(row)))
+    # 4. ticket summaries: last activity, unread count, who is waiting since when; a customer message wakes a
+    #    snoozed ticket. Survey answers land on their closed ticket without touching it.
+    per_ticket: dict[int, _Summary] = {}
+    inbound: defaultdict[int, list[InboundMessage]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r["occurred_at"]):
+        key = (row["connection_id"], row["provider_message_id"])
+        summary = per_ticket.setdefault(row["ticket_id"], _Summary())
+        summary.add(row, preview_of(row["text"], row["kind"]), counted=key not in answers)
+        if not row["from_me"] and key not in answers:
+            inbound[row["ticket_id"]].append(kept[key])
+        result.events.append(message_event(message_from_row(row)))
     ids = list(per_ticket)
-    updated = await conn.fetch(
-        """
-        UPDATE tickets t SET
-            last_message_at = GREATEST(t.last_message_at, u.at),
-            last_message_preview = CASE WHEN t.last_message_at IS NULL OR u.at >= t.last_message_at
-                                        THEN u.preview ELSE t.last_message_preview END,
-            unread_count = t.unread_count + u.unread,
-            updated_at = now()
-        FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[]) AS u(id, at, preview, unread)
-        WHERE t.id = u.id
-        RETURNING t.id, t.status, t.unread_count, t.last_message_at, t.last_message_preview
-        """,
-        ids,
-        [per_ticket[i][0] for i in ids],
-        [per_ticket[i][1] for i in ids],
-        [per_ticket[i][2] for i in ids],
-    )
-    for row in updated:
-        result.events.append(RealtimeEvent(type="ticket.updated", ticket_id=row["id"], data={
-            "id": row["id"], "status": row["status"], "unread_count": row["unread_count"],
-            "last_message_at": row["last_message_at"].isoformat(), "last_message_preview": row["last_message_preview"]}))  # fmt: skip
+    if ids:
+        updated = await conn.fetch(
+            """
+            UPDATE tickets t SET
+                last_message_at = GREATEST(t.last_message_at, u.at),
+                last_message_preview = CASE WHEN t.last_message_at IS NULL OR u.at >= t.last_message_at
+                                            THEN u.preview ELSE t.last_message_preview END,
+                unread_count = t.unread_count + CASE WHEN t.status = 'closed' THEN 0 ELSE u.unread END,
+                waiting_since = CASE WHEN t.status = 'closed' THEN t.waiting_since
+                                     WHEN u.answered THEN u.waiting
+                                     ELSE coalesce(t.waiting_since, u.waiting) END,
+                snoozed_until = CASE WHEN u.unread > 0 THEN NULL ELSE t.snoozed_until END,
+                updated_at = now()
+            FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[], $5::bool[], $6::timestamptz[])
+                 AS u(id, at, preview, unread, answered, waiting)
+            WHERE t.id = u.id
+            RETURNING t.id, t.status, t.unread_count, t.last_message_at, t.last_message_preview, t.waiting_since,
+                      t.snoozed_until
+            """,
+            ids,
+            [per_ticket[i].at for i in ids],
+            [per_ticket[i].preview for i in ids],
+            [per_ticket[i].unread for i in ids],
+            [per_ticket[i].answered for i in ids],
+            [per_ticket[i].waiting for i in ids],
+        )
+        for row in updated:
+            if row["id"] in automation.changed:
+                continue  # a full ticket.updated follows
+            result.events.append(RealtimeEvent(type="ticket.updated", ticket_id=row["id"], data={
+                "id": row["id"], "status": row["status"], "unread_count": row["unread_count"],
+                "last_message_at": row["last_message_at"].isoformat(), "last_message_preview": row["last_message_preview"],
+                "waiting_since": row["waiting_since"].isoformat() if row["waiting_since"] else None,
+                "snoozed_until": row["snoozed_until"].isoformat() if row["snoozed_until"] else None}))  # fmt: skip
+
+    # 5. automation: menu, queues, hours, distribution — and its messages, stored after the customer's
+    await automation.route(dict(inbound))
+    events, outbox = await automation.finish()
+    result.events += events
+    result.outbox += outbox
+    result.timers += automation.timers
+
+
+@dataclass(slots=True)
+class _Summary:
+    """One ticket's share of a batch: latest activity, customer messages, and who waits since when."""
+
+    at: datetime | None = None
+    preview: str = ""
+    unread: int = 0
+    answered: bool = False  # the business wrote (from its phone) after the customer's messages so far
+    waiting: datetime | None = None  # the first customer message after the business's last one
+
+    def add(self, row: asyncpg.Record, preview: str, *, counted: bool) -> None:
+        if self.at is None or row["occurred_at"] >= self.at:
+            self.at, self.preview = row["occurred_at"], preview
+        if not counted:
+            return
+        if row["from_me"]:
+            self.answered, self.waiting = True, None
+        else:
+            self.unread += 1
+            self.waiting = self.waiting or row["occurred_at"]
+
+
+def _media_json(message: InboundMessage) -> str | None:
+    if message.media is None:
+        return None
+    return msgspec.json.encode({**msgspec.to_builtins(message.media), "state": "pending"}).decode()
 
 
 async def _active_tickets(conn: asyncpg.Connection, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
@@ -204,19 +250,6 @@ async def _active_tickets(conn: asyncpg.Connection, pairs: list[tuple[int, int]]
         [p[1] for p in pairs],
     )
     return {(r["contact_id"], r["connection_id"]): r["id"] for r in rows}
-
-
-def _message_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "ticket_id": row["ticket_id"],
-        "from_me": row["from_me"],
-        "kind": row["kind"],
-        "text": row["body"],
-        "sender_name": row["sender_name"],
-        "status": row["status"],
-        "occurred_at": row["occurred_at"].isoformat(),
-    }
 
 
 _STATUS_RETURNING = "RETURNING m.id, m.ticket_id, m.provider_message_id, m.status, m.error_code, m.error_title"
@@ -320,3 +353,29 @@ async def _apply_acks(
         """,
         *args,
     )
+
+
+async def _apply_media_results(conn: asyncpg.Connection, results: dict[int, MediaResult], batch: BatchResult) -> None:
+    """A session host fetched an inbound message's media into the media store (or gave up): record where it is."""
+    ids = list(results)
+    rows = await conn.fetch(
+        f"""
+        UPDATE messages m SET media = m.media || jsonb_strip_nulls(jsonb_build_object(
+                   'state', u.state, 'key', u.key, 'size', u.size, 'sha256', u.sha256, 'mime', u.mime,
+                   'error', u.error)),
+               updated_at = now()
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+             AS u(id, state, key, size, sha256, mime, error)
+        WHERE m.id = u.id AND m.media IS NOT NULL AND coalesce(m.media->>'state', 'pending') <> 'stored'
+        RETURNING {MESSAGE_COLUMNS}
+        """,
+        ids,
+        [results[i].state for i in ids],
+        [results[i].key for i in ids],
+        [results[i].size for i in ids],
+        [results[i].sha256 for i in ids],
+        [results[i].mime for i in ids],
+        [results[i].error for i in ids],
+    )
+    batch.statuses += len(rows)
+    batch.events.extend(message_event(message_from_row(r), "message.updated") for r in rows)

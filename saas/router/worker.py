@@ -30,14 +30,17 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from redis.asyncio import Redis
 
+from saas import timers
+from saas.automation.jobs import run_timer
+from saas.effects import Effects
 from saas.logs import bind
 from saas.outbox import outbox_dirty_key, relay_tenant
+from saas.presence import sweep_presence
 from saas.router.ingest import apply_batch
 from saas.settings import Settings
 from supervisor.host import tune_gc
 from supervisor.leases import RedisLease
 from supervisor.metrics import MetricsSink
-from supervisor.realtime import publish
 from supervisor.streams import Entry, StreamConsumer, StreamKeys
 from supervisor.wire import Envelope, decode_event
 from tenants import db
@@ -50,6 +53,7 @@ logger = logging.getLogger("atende.router")
 GROUP = "router"
 EARLY_STATUS_TTL_S = 24 * 3600.0
 EARLY_STATUS_SWEEP_S = 600.0
+PRESENCE_SWEEP_S = 5.0
 
 
 class RouterWorker:
@@ -64,6 +68,7 @@ class RouterWorker:
         relay_after_s: float = 3.0,
         lease_ttl_ms: int = 15_000,
         max_failures: int = 5,
+        timer_interval_s: float = 1.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -73,6 +78,7 @@ class RouterWorker:
         self.relay_after_s = relay_after_s
         self.lease_ttl_ms = lease_ttl_ms
         self.max_failures = max_failures
+        self.timer_interval_s = timer_interval_s
         self.metrics = MetricsSink(keys.prefix)
         self.processed = 0
 
@@ -81,7 +87,9 @@ class RouterWorker:
         loops = [self._shard_loop(shard, stop) for shard in range(self.keys.shards)]
         loops += [self._every(2.0, self.relay_once, stop), self._every(30.0, self.trim_once, stop),
                   self._every(1.0, self._flush_metrics, stop),
-                  self._every(EARLY_STATUS_SWEEP_S, self.sweep_early_statuses, stop)]  # fmt: skip
+                  self._every(EARLY_STATUS_SWEEP_S, self.sweep_early_statuses, stop),
+                  self._every(self.timer_interval_s, self.timers_once, stop),
+                  self._every(PRESENCE_SWEEP_S, self.presence_once, stop)]  # fmt: skip
         async with asyncio.TaskGroup() as group:
             for loop in loops:
                 group.create_task(loop)
@@ -165,8 +173,12 @@ class RouterWorker:
         async with tenant_context(tenant_id=tenant_id) as session:
             with bind(tenant=session.tenant.slug):
                 result = await apply_batch(session.conn, envelopes)
+                effects = Effects(result.events, result.outbox, result.timers)
+                await effects.before_commit(self.redis, self.keys, tenant_id)
         self.metrics.observe("atende_router_batch_seconds", (), time.perf_counter() - started)
-        await publish(self.redis, self.keys, tenant_id, result.events)
+        if result.blocked:
+            self.metrics.inc("atende_router_events_total", ("blocked",), result.blocked)
+        await effects.after_commit(self.redis, self.keys, tenant_id)
 
     async def _dead_letter(self, consumer: StreamConsumer, entry: Entry, error: str) -> None:
         self.metrics.inc("atende_router_events_total", ("dead_letter",))
@@ -200,6 +212,25 @@ class RouterWorker:
                 )
             swept += int(status.split()[-1])
         return swept
+
+    async def timers_once(self) -> int:
+        """Run the due timers (menu timeouts, snoozes ending, distribution retries); each one independently."""
+        handled = 0
+        for timer in await timers.claim_due(self.redis, self.keys):
+            try:
+                await run_timer(self.redis, self.keys, timer)
+            except (TenantSuspended, TenantNotFound):
+                pass  # nothing to do for a tenant that is gone or suspended
+            except Exception:
+                logger.exception("timer %s failed; retried when its lease ends", timer.member)
+                continue
+            await timers.done(self.redis, self.keys, timer)
+            handled += 1
+        return handled
+
+    async def presence_once(self) -> int:
+        """Agents whose inbox stopped sending heartbeats go offline (returning their tickets where queues ask)."""
+        return await sweep_presence(self.redis, self.keys)
 
     async def trim_once(self) -> None:
         for shard in range(self.keys.shards):

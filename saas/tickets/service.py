@@ -1,21 +1,55 @@
-"""Ticket and message queries and the agent's send. Callers pass an open tenant session (one transaction)."""
+"""Reading tickets: the inbox list, one ticket, its messages and activity, and message search. Callers pass an
+open tenant session (one transaction); every read goes through the one visibility rule, :func:`visible_sql`.
+
+Queries are assembled from the filters actually given (placeholders only, never user text), so each shape gets
+a plan that uses its index instead of one generic plan full of ``$n IS NULL OR ...``.
+"""
 
 from __future__ import annotations
 
 import base64
-import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+import msgspec
 
 from saas.auth.principal import Principal
-from saas.tickets.schemas import ContactOut, MessageOut, MessagePage, TicketOut, TicketPage
-from supervisor.realtime import RealtimeEvent
+from saas.search import body_document, contact_document, digits_of, tsquery
+from saas.tickets.lifecycle import (
+    MESSAGE_COLUMNS,
+    TICKET_COLUMNS,
+    message_from_row,
+    ticket_from_row,
+)
+from saas.tickets.rules import priority_rank
+from saas.tickets.schemas import (
+    ContactOut,
+    MessagePage,
+    SearchHit,
+    SearchPage,
+    TicketEventOut,
+    TicketOut,
+    TicketPage,
+)
 from tenants.context import TenantSession
 from tenants.errors import InvalidInput, NotFound
 
-__all__ = ["TicketNotFound", "list_messages", "list_tickets", "queue_text"]
+__all__ = [
+    "STATUSES",
+    "TicketFilter",
+    "TicketNotFound",
+    "could_see",
+    "decode_cursor",
+    "encode_cursor",
+    "get_ticket",
+    "list_events",
+    "list_messages",
+    "list_tickets",
+    "search_messages",
+    "visibility",
+    "visible_sql",
+    "visible_tickets",
+]
 
 STATUSES = ("pending", "open", "closed")
 
@@ -47,11 +81,11 @@ class TicketNotFound(NotFound):
     title = "Ticket not found"
 
 
-def _cursor(*parts: object) -> str:
+def encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
 
 
-def _uncursor(cursor: str, count: int) -> list[str]:
+def decode_cursor(cursor: str, count: int) -> list[str]:
     try:
         parts = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -61,158 +95,241 @@ def _uncursor(cursor: str, count: int) -> list[str]:
     return parts
 
 
-_TICKET_COLUMNS = """
-    t.id, t.number, t.status, t.connection_id, t.user_id, t.queue_id, t.unread_count, t.last_message_at, t.last_message_preview,
-    t.created_at, t.updated_at, c.id AS contact_id, coalesce(c.name, c.push_name) AS contact_name, c.phone, c.wa_id
-"""
+class _Query:
+    """WHERE clauses and their parameters, numbered as they are added."""
+
+    def __init__(self, *params: Any) -> None:
+        self.params: list[Any] = list(params)
+        self.where: list[str] = []
+
+    def arg(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def visible(self, viewer: Principal | None, alias: str = "t") -> None:
+        scope, user = visibility(viewer)
+        if scope == "all":
+            return
+        self.params += [scope, user]
+        self.where.append(visible_sql(len(self.params) - 1, len(self.params), alias))
+
+    def sql(self) -> str:
+        return " AND ".join(self.where) if self.where else "true"
 
 
-def _ticket(row: asyncpg.Record) -> TicketOut:
-    return TicketOut(
-        id=row["id"], number=row["number"], status=row["status"], connection_id=row["connection_id"],
-        queue_id=row["queue_id"],
-        user_id=row["user_id"], unread_count=row["unread_count"], last_message_at=row["last_message_at"],
-        last_message_preview=row["last_message_preview"], created_at=row["created_at"], updated_at=row["updated_at"],
-        contact=ContactOut(id=row["contact_id"], name=row["contact_name"], phone=row["phone"], wa_id=row["wa_id"]),
-    )  # fmt: skip
+class TicketFilter:
+    """The list's filters (all optional)."""
+
+    __slots__ = ("priority", "q", "queue_id", "snoozed", "status", "tag_id", "unassigned", "user_id")
+
+    def __init__(self, *, status: str | None = None, queue_id: int | None = None, user_id: int | None = None,
+                 tag_id: int | None = None, priority: str | None = None, snoozed: bool = False, q: str | None = None,
+                 unassigned: bool = False) -> None:  # fmt: skip
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+        if priority is not None:
+            try:
+                priority_rank(priority)
+            except ValueError:
+                raise InvalidInput("priority must be one of low, normal, high, urgent", field="priority") from None
+        self.status, self.queue_id, self.user_id, self.tag_id = status, queue_id, user_id, tag_id
+        self.priority, self.snoozed, self.q, self.unassigned = priority, snoozed, q, unassigned
 
 
-async def list_tickets(
-    session: TenantSession, *, status: str | None, limit: int, cursor: str | None, viewer: Principal | None = None
-) -> TicketPage:
-    """Newest activity first; keyset pagination on (last activity, id)."""
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
-    after_at: datetime | None = None
-    after_id: int | None = None
+_ACTIVITY = "coalesce(t.last_message_at, t.created_at)"
+_ORDER = f"t.priority DESC, t.waiting_since ASC NULLS LAST, {_ACTIVITY} DESC, t.id DESC"
+
+
+async def list_tickets(session: TenantSession, filters: TicketFilter, *, limit: int, cursor: str | None,
+                       viewer: Principal | None = None) -> TicketPage:  # fmt: skip
+    """The inbox order (saas.tickets.rules.inbox_sort_key): priority, then who waits longest, then activity;
+    keyset-paginated. Snoozed tickets are listed only when asked for (``snoozed``)."""
+    query = _Query()
+    if filters.status is not None:
+        query.where.append(f"t.status = {query.arg(filters.status)}")
+    query.visible(viewer)
+    if filters.queue_id is not None:
+        query.where.append(f"t.queue_id = {query.arg(filters.queue_id)}")
+    if filters.user_id is not None:
+        query.where.append(f"t.user_id = {query.arg(filters.user_id)}")
+    if filters.unassigned:
+        query.where.append("t.user_id IS NULL")
+    if filters.tag_id is not None:
+        query.where.append(f"EXISTS (SELECT 1 FROM ticket_tags tt WHERE tt.ticket_id = t.id AND tt.tag_id = "
+                           f"{query.arg(filters.tag_id)})")  # fmt: skip
+    if filters.priority is not None:
+        query.where.append(f"t.priority = {query.arg(priority_rank(filters.priority))}")
+    if filters.snoozed:
+        query.where.append("t.snoozed_until > now()")
+    else:
+        query.where.append("(t.snoozed_until IS NULL OR t.snoozed_until <= now())")
+    if filters.q:
+        query.where.append(_contact_match(query, filters.q))
     if cursor:
-        at, ident = _uncursor(cursor, 2)
-        try:
-            after_at, after_id = datetime.fromisoformat(at), int(ident)
-        except ValueError as exc:
-            raise InvalidInput("invalid cursor", field="cursor") from exc
+        query.where.append(_after(query, cursor))
     rows = await session.conn.fetch(
-        f"""
-        SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id
-        WHERE ($1::text IS NULL OR t.status = $1) AND {visible_sql(5, 6)}
-          AND ($2::timestamptz IS NULL OR (coalesce(t.last_message_at, t.created_at), t.id) < ($2, $3))
-        ORDER BY coalesce(t.last_message_at, t.created_at) DESC, t.id DESC
-        LIMIT $4
-        """,
-        status, after_at, after_id, limit + 1, *visibility(viewer),
-    )  # fmt: skip
-    items = [_ticket(r) for r in rows[:limit]]
+        f"SELECT {TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE {query.sql()}"
+        f" ORDER BY {_ORDER} LIMIT {query.arg(limit + 1)}",
+        *query.params,
+    )
+    items = [ticket_from_row(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        last = items[-1]
-        next_cursor = _cursor((last.last_message_at or last.created_at).isoformat(), last.id)
+        last = rows[limit - 1]
+        waiting = last["waiting_since"].isoformat() if last["waiting_since"] else ""
+        activity = (last["last_message_at"] or last["created_at"]).isoformat()
+        next_cursor = encode_cursor(last["priority"], waiting, activity, last["id"])
     return TicketPage(items=items, next_cursor=next_cursor)
 
 
+def _contact_match(query: _Query, text: str) -> str:
+    """The ticket's contact matches ``text``: every word a prefix of a name word, or the digits inside the phone."""
+    clauses = []
+    words = tsquery(text)
+    if words is not None:
+        clauses.append(f"{contact_document('c')} @@ to_tsquery('simple', {query.arg(words)})")
+    digits = digits_of(text)
+    if len(digits) >= 3:
+        clauses.append(f"c.phone LIKE {query.arg('%' + digits + '%')}")
+    return "(" + " OR ".join(clauses) + ")" if clauses else "false"
+
+
+def _after(query: _Query, cursor: str) -> str:
+    """Rows after the cursor in the inbox order (mixed directions and NULLS LAST, so spelled out)."""
+    priority, waiting, activity, ident = decode_cursor(cursor, 4)
+    try:
+        p, a, i = int(priority), datetime.fromisoformat(activity), int(ident)
+        w = datetime.fromisoformat(waiting) if waiting else None
+    except ValueError as exc:
+        raise InvalidInput("invalid cursor", field="cursor") from exc
+    cp, ca, ci = query.arg(p), query.arg(a), query.arg(i)
+    later = f"({_ACTIVITY}, t.id) < ({ca}, {ci})"
+    if w is None:
+        same = f"t.waiting_since IS NULL AND {later}"
+    else:
+        cw = query.arg(w)
+        same = f"(t.waiting_since IS NULL OR t.waiting_since > {cw} OR (t.waiting_since = {cw} AND {later}))"
+    return f"(t.priority < {cp} OR (t.priority = {cp} AND {same}))"
+
+
 async def get_ticket(session: TenantSession, ticket_id: int, viewer: Principal | None = None) -> TicketOut:
+    query = _Query(ticket_id)
+    query.visible(viewer)
     row = await session.conn.fetchrow(
-        f"SELECT {_TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1"
-        f" AND {visible_sql(2, 3)}",
-        ticket_id, *visibility(viewer),
-    )  # fmt: skip
+        f"SELECT {TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = $1"
+        f" AND {query.sql()}",
+        *query.params,
+    )
     if row is None:
         raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
-    return _ticket(row)
-
-
-_MESSAGE_COLUMNS = """id, ticket_id, from_me, kind, body AS text, status, sender_name, user_id, provider_message_id,
-                      error_code, error_title, client_id, occurred_at, created_at"""
+    return ticket_from_row(row)
 
 
 async def list_messages(
     session: TenantSession, ticket_id: int, *, limit: int, cursor: str | None, viewer: Principal | None = None
 ) -> MessagePage:
     """The latest ``limit`` messages before the cursor, oldest first; ``next_cursor`` pages further back."""
-    await get_ticket(session, ticket_id, viewer)
-    before = int(_uncursor(cursor, 1)[0]) if cursor else None
+    query = _Query(ticket_id)
+    query.visible(viewer)
+    before = _int_cursor(cursor)
+    page_filter = "" if before is None else f"AND m.id < {query.arg(before)}"
+    # The visibility check and the page in one round trip (the inbox opens a ticket with exactly this call).
     rows = await session.conn.fetch(
         f"""
-        SELECT {_MESSAGE_COLUMNS} FROM messages
-        WHERE ticket_id = $1 AND ($2::bigint IS NULL OR id < $2)
-        ORDER BY id DESC LIMIT $3
+        SELECT {MESSAGE_COLUMNS} FROM tickets t
+        LEFT JOIN LATERAL (
+            SELECT * FROM messages m WHERE m.ticket_id = t.id {page_filter} ORDER BY m.id DESC LIMIT {query.arg(limit + 1)}
+        ) m ON true
+        WHERE t.id = $1 AND {query.sql()}
         """,
-        ticket_id, before, limit + 1,
-    )  # fmt: skip
-    page = rows[:limit]
-    items = [MessageOut(**dict(r)) for r in reversed(page)]
-    return MessagePage(items=items, next_cursor=_cursor(page[-1]["id"]) if len(rows) > limit else None)
+        *query.params,
+    )
+    if not rows:
+        raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
+    page = [r for r in rows if r["id"] is not None][:limit]
+    items = [message_from_row(r) for r in reversed(page)]
+    more = sum(1 for r in rows if r["id"] is not None) > limit
+    return MessagePage(items=items, next_cursor=encode_cursor(page[-1]["id"]) if more else None)
+
+
+def _int_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(decode_cursor(cursor, 1)[0])
+    except ValueError as exc:
+        raise InvalidInput("invalid cursor", field="cursor") from exc
+
+
+async def list_events(session: TenantSession, ticket_id: int, viewer: Principal | None = None) -> list[TicketEventOut]:
+    """The ticket's activity log, oldest first."""
+    await get_ticket(session, ticket_id, viewer)
+    rows = await session.conn.fetch(
+        "SELECT id, at, actor_id, action, details FROM ticket_events WHERE ticket_id = $1 ORDER BY id", ticket_id
+    )
+    return [TicketEventOut(**{**dict(r), "details": msgspec.json.decode(r["details"])}) for r in rows]
 
 
 async def visible_tickets(session: TenantSession, ticket_ids: list[int], viewer: Principal) -> set[int]:
     """Which of ``ticket_ids`` the viewer may see (for filtering realtime events)."""
+    query = _Query(ticket_ids)
+    query.visible(viewer)
     rows = await session.conn.fetch(
-        f"SELECT t.id FROM tickets t WHERE t.id = ANY($1::bigint[]) AND {visible_sql(2, 3)}",
-        ticket_ids, *visibility(viewer),
-    )  # fmt: skip
+        f"SELECT t.id FROM tickets t WHERE t.id = ANY($1::bigint[]) AND {query.sql()}", *query.params
+    )
     return {r["id"] for r in rows}
 
 
-async def queue_text(
-    session: TenantSession,
-    ticket_id: int,
-    *,
-    user_id: int,
-    text: str,
-    client_id: uuid.UUID | None,
-    viewer: Principal | None = None,
-) -> tuple[MessageOut, list[RealtimeEvent], bool]:
-    """Store an agent's message as QUEUED with its outbox entry; returns (message, events, created).
-
-    A repeated ``client_id`` returns the first message instead of queueing it twice.
-    """
-    ticket = await session.conn.fetchrow(
-        f"SELECT t.id, t.connection_id, t.status FROM tickets t WHERE t.id = $1 AND {visible_sql(2, 3)} FOR UPDATE",
-        ticket_id, *visibility(viewer),
-    )  # fmt: skip
-    if ticket is None:
-        raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
-    if client_id is not None:
-        existing = await session.conn.fetchrow(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE client_id = $1", client_id
-        )
-        if existing is not None:
-            if existing["ticket_id"] != ticket_id:
-                raise InvalidInput("client_id was already used for another ticket", field="client_id")
-            return MessageOut(**dict(existing)), [], False
-    row = await session.conn.fetchrow(
-        f"""
-        INSERT INTO messages (ticket_id, connection_id, client_id, from_me, kind, body, user_id, status, status_rank,
-                              occurred_at)
-        VALUES ($1, $2, $3, true, 'text', $4, $5, 'QUEUED', 0, now())
-        RETURNING {_MESSAGE_COLUMNS}
-        """,
-        ticket_id, ticket["connection_id"], client_id, text, user_id,
-    )  # fmt: skip
-    assert row is not None
-    await session.conn.execute(
-        "INSERT INTO outbox (message_id, connection_id) VALUES ($1, $2)", row["id"], ticket["connection_id"]
+async def could_see(
+    session: TenantSession, owners: list[tuple[int | None, int | None]], viewer: Principal
+) -> list[bool]:
+    """For each (user id, queue id): would the viewer see a ticket so assigned (for ``ticket.hidden``)."""
+    if not owners:
+        return []
+    query = _Query([o[0] for o in owners], [o[1] for o in owners])
+    query.visible(viewer)
+    rows = await session.conn.fetch(
+        f"SELECT {query.sql()} AS seen FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS t(user_id, queue_id, n)"
+        " ORDER BY t.n",
+        *query.params,
     )
-    updated = await session.conn.fetchrow(
-        """
-        UPDATE tickets SET last_message_at = now(), last_message_preview = left($2, 120), unread_count = 0,
-               status = CASE WHEN status = 'pending' THEN 'open' ELSE status END,
-               user_id = coalesce(user_id, $3), updated_at = now()
-        WHERE id = $1 RETURNING id, status, unread_count, last_message_at, last_message_preview, user_id
+    return [bool(r["seen"]) for r in rows]
+
+
+async def search_messages(session: TenantSession, text: str, *, limit: int, cursor: str | None,
+                          viewer: Principal | None = None, ticket_id: int | None = None) -> SearchPage:  # fmt: skip
+    """Messages whose text contains every word of ``text`` (as word prefixes), newest first, in visible tickets."""
+    words = tsquery(text)
+    if words is None:
+        raise InvalidInput("search for at least one letter or digit", field="q")
+    query = _Query(words)
+    query.where.append(f"{body_document('m')} @@ to_tsquery('simple', $1)")
+    query.visible(viewer)
+    if ticket_id is not None:
+        query.where.append(f"m.ticket_id = {query.arg(ticket_id)}")
+    before = _int_cursor(cursor)
+    if before is not None:
+        query.where.append(f"m.id < {query.arg(before)}")
+    rows = await session.conn.fetch(
+        f"""
+        SELECT {MESSAGE_COLUMNS}, t.number AS ticket_number, t.status AS ticket_status, c.id AS contact_id,
+               coalesce(c.name, c.push_name) AS contact_name, c.phone, c.wa_id, c.blocked_at IS NOT NULL AS blocked
+        FROM messages m JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id
+        WHERE {query.sql()}
+        ORDER BY m.id DESC LIMIT {query.arg(limit + 1)}
         """,
-        ticket_id, text, user_id,
-    )  # fmt: skip
-    assert updated is not None
-    message = MessageOut(**dict(row))
-    ticket_data: dict[str, Any] = {**dict(updated), "last_message_at": updated["last_message_at"].isoformat()}
-    events = [
-        RealtimeEvent(type="message.created", ticket_id=ticket_id, data=_message_event(message)),
-        RealtimeEvent(type="ticket.updated", ticket_id=ticket_id, data=ticket_data),
+        *query.params,
+    )
+    items = [
+        SearchHit(
+            message=message_from_row(r),
+            ticket_number=r["ticket_number"],
+            ticket_status=r["ticket_status"],
+            contact=ContactOut(
+                id=r["contact_id"], name=r["contact_name"], phone=r["phone"], wa_id=r["wa_id"], blocked=r["blocked"]
+            ),
+        )
+        for r in rows[:limit]
     ]
-    return message, events, True
-
-
-def _message_event(message: MessageOut) -> dict[str, Any]:
-    return {"id": message.id, "ticket_id": message.ticket_id, "from_me": message.from_me, "kind": message.kind,
-            "text": message.text, "sender_name": message.sender_name, "status": message.status,
-            "client_id": str(message.client_id) if message.client_id else None,
-            "occurred_at": message.occurred_at.isoformat()}  # fmt: skip
+    next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+    return SearchPage(items=items, next_cursor=next_cursor)

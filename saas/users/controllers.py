@@ -85,7 +85,8 @@ class UsersController(Controller):
                      data: JSONBody[UserUpdate]) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_update(session, actor_id=principal.user_id, user_id=user_id, role=_value(data.role),
-                                   name=_value(data.name), origin=_origin(request))  # fmt: skip
+                                   name=_value(data.name), capacity=_value(data.capacity),
+                                   origin=_origin(request))  # fmt: skip
 
     @post("/{user_id:int}/disable", summary="Disable a user (ends their sessions)", status_code=200,
           guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip

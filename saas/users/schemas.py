@@ -24,6 +24,8 @@ class UserOut(msgspec.Struct, frozen=True, kw_only=True):
     role: str
     active: bool
     invited: bool  # invited but not accepted yet
+    capacity: int  # open tickets automatic distribution gives this user at most (0: none)
+    presence: str  # online, away or offline (from the inbox)
     created_at: datetime
 
 
@@ -65,6 +67,7 @@ class ResetPassword(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class UserUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     role: Role | msgspec.UnsetType = msgspec.UNSET
     name: Name | msgspec.UnsetType = msgspec.UNSET
+    capacity: Annotated[int, msgspec.Meta(ge=0, le=1000)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProfileUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

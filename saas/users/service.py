@@ -57,7 +57,7 @@ class LastAdmin(Conflict):
     title = "A tenant keeps at least one active admin"
 
 
-_COLUMNS = "id, email, name, role, active, password_hash IS NULL AS invited, created_at"
+_COLUMNS = "id, email, name, role, active, password_hash IS NULL AS invited, capacity, presence, created_at"
 
 
 def _user(row: asyncpg.Record) -> UserOut:
@@ -194,8 +194,14 @@ async def do_set_active(session: TenantSession, *, actor_id: int, user_id: int, 
 
 
 async def do_update(session: TenantSession, *, actor_id: int, user_id: int, role: str | None, name: str | None,
-                    origin: str | None) -> UserOut:  # fmt: skip
+                    origin: str | None, capacity: int | None = None) -> UserOut:  # fmt: skip
     user = await get_user(session, user_id)
+    if capacity is not None and capacity != user.capacity:
+        await session.conn.execute(
+            "UPDATE users SET capacity = $2, updated_at = now() WHERE id = $1", user_id, capacity
+        )
+        await record(session, actor_id=actor_id, action="user.capacity_changed", target=f"user:{user_id}",
+                     details={"from": user.capacity, "to": capacity}, origin=origin)  # fmt: skip
     if name is not None:
         await session.conn.execute(
             "UPDATE users SET name = $2, updated_at = now() WHERE id = $1", user_id, name.strip()

@@ -274,22 +274,46 @@ async def test_another_tenants_ids_are_not_found_on_every_route(settings: Settin
         await api_tokens.create(session, actor_id=1, name="A's CRM", scopes=["tickets:read"], expires_in_days=None,
                                 origin=None)  # fmt: skip
         await session.conn.execute("INSERT INTO queues (name) VALUES ('Sales'), ('Support')")
-    snapshot = ("SELECT (SELECT json_agg(t ORDER BY id) FROM (SELECT id, status, unread_count, user_id FROM tickets) t)::text,"
-                " (SELECT json_agg(u ORDER BY id) FROM (SELECT id, role, active, name, token_version FROM users) u)::text,"
+        await session.conn.execute("INSERT INTO tags (name) VALUES ('vip'), ('late')")
+        await session.conn.execute(
+            "INSERT INTO contact_notes (contact_id, body) SELECT max(id), 'secret' FROM contacts"
+        )
+        await session.conn.execute("INSERT INTO quick_replies (shortcut, body, scope) VALUES ('hi', 'Hello', 'tenant')")
+    snapshot = ("SELECT (SELECT json_agg(t ORDER BY id) FROM (SELECT id, status, unread_count, user_id, queue_id, priority,"
+                " snoozed_until, connection_id FROM tickets) t)::text,"
+                " (SELECT json_agg(u ORDER BY id) FROM (SELECT id, role, active, name, token_version, capacity FROM users) u)::text,"
                 " (SELECT count(*) FROM messages),"
                 " (SELECT json_agg(k ORDER BY id) FROM (SELECT id, revoked_at FROM api_tokens) k)::text,"
-                " (SELECT json_agg(q ORDER BY id) FROM (SELECT id, name FROM queues) q)::text")  # fmt: skip
+                " (SELECT json_agg(q ORDER BY id) FROM (SELECT id, name FROM queues) q)::text,"
+                " (SELECT json_agg(c ORDER BY id) FROM (SELECT id, name, custom_fields, blocked_at FROM contacts) c)::text,"
+                " (SELECT json_agg(g ORDER BY id) FROM (SELECT id, name FROM tags) g)::text,"
+                " (SELECT count(*) FROM contact_notes) + (SELECT count(*) FROM ticket_tags) + (SELECT count(*) FROM contact_tags),"
+                " (SELECT json_agg(r ORDER BY id) FROM (SELECT id, body FROM quick_replies) r)::text,"
+                " (SELECT json_agg(c ORDER BY id) FROM (SELECT id, name, greeting, bot FROM connections) c)::text")  # fmt: skip
     async with tenant_context(a.slug) as session:
         ids = {"ticket_id": await session.conn.fetchval("SELECT max(id) FROM tickets"),
                "user_id": await session.conn.fetchval("SELECT max(id) FROM users"),
                "token_id": await session.conn.fetchval("SELECT max(id) FROM api_tokens"),
-               "queue_id": await session.conn.fetchval("SELECT max(id) FROM queues")}  # fmt: skip
+               "queue_id": await session.conn.fetchval("SELECT max(id) FROM queues"),
+               "contact_id": await session.conn.fetchval("SELECT max(id) FROM contacts"),
+               "note_id": await session.conn.fetchval("SELECT max(id) FROM contact_notes"),
+               "tag_id": await session.conn.fetchval("SELECT max(id) FROM tags"),
+               "reply_id": await session.conn.fetchval("SELECT max(id) FROM quick_replies"),
+               "connection_id": await session.conn.fetchval("SELECT max(id) FROM connections"),
+               "message_id": await session.conn.fetchval("SELECT max(id) FROM messages")}  # fmt: skip
         before = await session.conn.fetchrow(snapshot)
     async with tenant_context(b.slug) as session:
         assert await session.conn.fetchval("SELECT max(id) FROM users") < ids["user_id"]
     # A valid body for every request type a route takes (a new route with a new body type must add one here).
-    bodies: dict[str, dict[str, Any]] = {"SendMessage": {"text": "intrusion"}, "UserUpdate": {"role": "admin"},
-                                         "QueueUpdate": {"name": "hijacked"}, "NoneType": {}}  # fmt: skip
+    bodies: dict[str, dict[str, Any]] = {
+        "SendMessage": {"text": "intrusion"}, "UserUpdate": {"role": "admin"}, "QueueUpdate": {"name": "hijacked"},
+        "NoneType": {}, "NoteIn": {"text": "intrusion"}, "AssignTicket": {"user_id": 1},
+        "TransferTicket": {"queue_id": None}, "saas.tickets.schemas.CloseTicket | None": {}, "saas.tickets.schemas.ReopenTicket | None": {},
+        "TicketUpdate": {"priority": "urgent"}, "TicketTags": {"tag_ids": []}, "ContactUpdate": {"name": "hijacked"},
+        "ContactTags": {"tag_ids": []}, "MergeContacts": {"other_id": 1}, "ContactNoteIn": {"text": "intrusion"},
+        "TagUpdate": {"name": "hijacked"}, "QuickReplyUpdate": {"body": "hijacked"}, "ConnectionUpdate": {"name": "x"},
+        "MediaUpload": {},
+    }  # fmt: skip
     app = create_app(settings)
     async with app_client(app) as client:
         intruder = (await _login(client, b))["access_token"]
@@ -308,7 +332,11 @@ async def test_another_tenants_ids_are_not_found_on_every_route(settings: Settin
                 inner = getattr(data.annotation, "__origin__", data.annotation)
                 body_type = getattr(inner, "__name__", str(inner))
             assert body_type in bodies, f"{method} {path}: add a sample body for {body_type}"
-            response = await client.request(method, url, headers=_bearer(intruder), json=bodies[body_type] or None)
+            if body_type == "MediaUpload":  # multipart: a real file
+                response = await client.request(method, url, headers=_bearer(intruder),
+                                                files={"file": ("x.txt", b"hello", "text/plain")})  # fmt: skip
+            else:
+                response = await client.request(method, url, headers=_bearer(intruder), json=bodies[body_type] or None)
             assert response.status_code == 404, f"{method} {path}: {response.status_code} {response.text}"
             checked += 1
         assert checked >= 8

@@ -4,109 +4,24 @@ session hosts, Redis Streams, the router, PostgreSQL, the API and its WebSocket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import msgspec
-import pytest
 import websockets
-from redis.asyncio import Redis
 
 from saas.app import create_app
-from saas.connections.service import create_connection
-from saas.router.worker import RouterWorker
-from saas.settings import Settings
 from supervisor.host import HostConfig, SessionHostCore
 from supervisor.policy import RestartPolicy
-from supervisor.registry import SessionSpec, desired_sessions
-from supervisor.simulator.client import SimulatorClient
-from supervisor.simulator.network import SimConfig
-from supervisor.simulator.server import SimulatorServer
-from supervisor.streams import StreamKeys
+from supervisor.registry import desired_sessions
 from tenants.context import tenant_context
 from tenants.db import pool
 from tenants.provisioning import TenantInfo
 from tenants.secrets import is_sealed
 from tests.conftest import eventually, live_server
-
-MASTER_KEY = "test-master-key-" + "m" * 32
-MakeTenant = Callable[..., Awaitable[TenantInfo]]
-FAST = SimConfig(ack_sent_s=0.01, ack_delivered_s=0.05, ack_read_s=0.1, qr_first_s=5, qr_next_s=2)
-
-
-@dataclass
-class Stack:
-    tenant: TenantInfo
-    settings: Settings
-    keys: StreamKeys
-    redis: Redis
-    sim: SimClient
-    host: SessionHostCore
-    number: str
-
-    async def spec(self) -> SessionSpec:
-        return next(s for s in await desired_sessions() if s.tenant_id == self.tenant.id)
-
-    async def state(self) -> str:
-        return str(
-            await pool().fetchval("SELECT state FROM public.session_registry WHERE tenant_id = $1", self.tenant.id)
-        )
-
-
-SimClient = SimulatorClient
-
-
-@pytest.fixture
-async def stack_factory(
-    settings: Settings, make_tenant: MakeTenant, redis_url: str
-) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
-    cleanups: list[Callable[[], Awaitable[None]]] = []
-
-    async def make(*, config: SimConfig = FAST, policy: RestartPolicy | None = None, auto_pair: bool = True) -> Stack:
-        server = SimulatorServer(config=msgspec.structs.replace(config, auto_pair=auto_pair))
-        sim_url = await server.start()
-        cleanups.append(server.stop)
-        keys = StreamKeys(f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}", shards=2)
-        own = msgspec.structs.replace(
-            settings, redis_prefix=keys.prefix, stream_shards=keys.shards, simulator_url=sim_url
-        )
-        tenant = await make_tenant("sess")
-        number = "+55119" + str(uuid.uuid4().int)[:8]
-        async with tenant_context(tenant.slug) as session:
-            await create_connection(
-                session, name="Main", provider="simulator", business_number=number, endpoint=sim_url
-            )
-        redis = Redis.from_url(redis_url)
-        stop = asyncio.Event()
-        router = asyncio.create_task(RouterWorker(redis, keys, block_ms=100).run(stop))
-        assert own.database_url is not None
-        host = SessionHostCore(HostConfig(master_key=MASTER_KEY, name=f"test-host-{uuid.uuid4().hex[:6]}", database_url=own.database_url,
-                                          redis_url=redis_url, redis_prefix=keys.prefix, stream_shards=keys.shards,
-                                          simulator_url=sim_url, policy=policy or RestartPolicy(backoff_min_s=0.05),
-                                          lease_ttl_s=5.0))  # fmt: skip
-        sim = SimulatorClient(sim_url)
-
-        async def cleanup() -> None:
-            await host.shutdown()
-            stop.set()
-            await router
-            await sim.aclose()
-            await redis.aclose()
-
-        cleanups.append(cleanup)
-        stack = Stack(tenant, own, keys, redis, sim, host, number)
-        await host.ensure([await stack.spec()])
-        return stack
-
-    yield make
-    for cleanup in reversed(cleanups):
-        with contextlib.suppress(Exception):
-            await cleanup()
+from tests.integration.conftest import FAST, MASTER_KEY, Stack
 
 
 async def _login(client: httpx.AsyncClient, tenant: TenantInfo) -> dict[str, str]:

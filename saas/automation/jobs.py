@@ -1,0 +1,68 @@
+"""What the router does when a timer fires (see :mod:`saas.timers`): each handler re-reads the ticket in a tenant
+transaction and does nothing if the state moved on.
+
+* ``menu:<ticket>`` — the customer never answered the chatbot menu: route to the fallback queue.
+* ``snooze:<ticket>`` — a snoozed ticket wakes up (the inbox shows it again; automatic queues may distribute it).
+* ``distribute:<queue>`` — try distribution again (a waiting ticket was skipped because another transaction
+  held it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+
+from saas.automation.engine import Automation
+from saas.effects import Effects
+from saas.queues.assign import distribute_queues
+from saas.tickets.lifecycle import Calendars, fetch_tickets, log_event, ticket_event
+from saas.timers import Timer
+from saas.workspace.service import load_settings
+from supervisor.streams import StreamKeys
+from supervisor.wire import utcnow
+from tenants.context import tenant_context
+
+__all__ = ["run_timer"]
+
+logger = logging.getLogger("atende.timers")
+
+
+async def run_timer(redis: Redis, keys: StreamKeys, timer: Timer) -> None:
+    now = utcnow()
+    effects = Effects()
+    async with tenant_context(tenant_id=timer.tenant_id) as session:
+        conn = session.conn
+        settings = await load_settings(conn)
+        if timer.kind == "menu":
+            automation = Automation(conn, timer.tenant_id, settings, now)
+            await automation.on_menu_timeout(int(timer.subject))
+            events, outbox = await automation.finish()
+            effects = Effects(events, outbox, automation.timers)
+        elif timer.kind == "snooze":
+            row = await conn.fetchrow(
+                "SELECT id, snoozed_until, queue_id, user_id, status FROM tickets WHERE id = $1 FOR UPDATE",
+                int(timer.subject),
+            )
+            if row is not None and row["snoozed_until"] is not None:
+                if row["snoozed_until"] > now:  # snoozed again, for longer
+                    effects.timers.append(("snooze", timer.subject, row["snoozed_until"]))
+                else:
+                    await conn.execute("UPDATE tickets SET snoozed_until = NULL, updated_at = now() WHERE id = $1",
+                                       row["id"])  # fmt: skip
+                    await log_event(conn, row["id"], "woke")
+                    changed = {row["id"]}
+                    if row["queue_id"] is not None and row["user_id"] is None and row["status"] == "pending":
+                        assigned = await distribute_queues(conn, timer.tenant_id, [row["queue_id"]], now=now,
+                                                           calendars=Calendars(conn, settings))  # fmt: skip
+                        changed |= {a.ticket_id for a in assigned}
+                    effects.events += [ticket_event(t) for t in await fetch_tickets(conn, changed)]
+        elif timer.kind == "distribute":
+            assigned = await distribute_queues(conn, timer.tenant_id, [int(timer.subject)], now=now,
+                                               calendars=Calendars(conn, settings))  # fmt: skip
+            effects.events += [ticket_event(t, was={"user_id": None, "queue_id": t.queue_id})
+                               for t in await fetch_tickets(conn, {a.ticket_id for a in assigned})]  # fmt: skip
+        else:
+            logger.warning("unknown timer kind %r (%s): dropped", timer.kind, timer.member)
+        await effects.before_commit(redis, keys, timer.tenant_id)
+    await effects.after_commit(redis, keys, timer.tenant_id)

@@ -1,0 +1,133 @@
+"""``/api/v1/connections``: the tenant's WhatsApp numbers, their greeting and chatbot menu, and their queues."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from saas.audit.service import record
+from saas.auth.guards import Caller, requires
+from saas.auth.permissions import Permission
+from saas.auth.principal import principal_context
+from saas.automation.menu import Bot, validate_bot
+from saas.params import Id
+from tenants.context import TenantSession
+from tenants.errors import InvalidInput, NotFound
+
+__all__ = ["ConnectionController", "ConnectionOut", "ConnectionUpdate"]
+
+
+class ConnectionOut(msgspec.Struct, frozen=True, kw_only=True):
+    """``bot``: the explicit chatbot menu; null means a menu of ``queue_ids`` (or, with one queue, straight into
+    it)."""
+
+    id: int
+    name: str
+    provider: str
+    business_number: str
+    state: str
+    state_reason: str | None
+    greeting: str
+    bot: Bot | None
+    queue_ids: list[int]
+    created_at: datetime
+
+
+class ConnectionUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | msgspec.UnsetType = msgspec.UNSET
+    greeting: Annotated[str, msgspec.Meta(max_length=4096)] | msgspec.UnsetType = msgspec.UNSET
+    bot: Bot | msgspec.UnsetType | None = msgspec.UNSET
+    queue_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]],
+                         msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET  # fmt: skip
+
+
+class ConnectionNotFound(NotFound):
+    code = "connection_not_found"
+    title = "Connection not found"
+
+
+_bot = msgspec.json.Decoder(Bot)
+_SELECT = """
+SELECT c.id, c.name, c.provider, c.business_number, c.state, c.state_reason, c.greeting, c.bot::text AS bot, c.created_at,
+       coalesce(array_agg(qc.queue_id ORDER BY qc.queue_id) FILTER (WHERE qc.queue_id IS NOT NULL), '{}') AS queue_ids
+FROM connections c LEFT JOIN queue_connections qc ON qc.connection_id = c.id
+"""
+
+
+def _connection(row: Any) -> ConnectionOut:
+    return ConnectionOut(**{**dict(row), "bot": None if row["bot"] is None else _bot.decode(row["bot"]),
+                            "queue_ids": list(row["queue_ids"])})  # fmt: skip
+
+
+async def list_connections(session: TenantSession) -> list[ConnectionOut]:
+    return [_connection(r) for r in await session.conn.fetch(_SELECT + " GROUP BY c.id ORDER BY c.id")]
+
+
+async def get_connection(session: TenantSession, connection_id: int) -> ConnectionOut:
+    row = await session.conn.fetchrow(_SELECT + " WHERE c.id = $1 GROUP BY c.id", connection_id)
+    if row is None:
+        raise ConnectionNotFound(f"connection {connection_id} does not exist", connection_id=connection_id)
+    return _connection(row)
+
+
+async def update_connection(session: TenantSession, connection_id: int, data: ConnectionUpdate, *, actor_id: int,
+                            origin: str | None) -> ConnectionOut:  # fmt: skip
+    conn = session.conn
+    await get_connection(session, connection_id)
+    if data.queue_ids is not msgspec.UNSET:
+        wanted = sorted(set(data.queue_ids))
+        if await conn.fetchval("SELECT count(*) FROM queues WHERE id = ANY($1::bigint[])", wanted) != len(wanted):
+            raise InvalidInput("queue_ids must be queues of this tenant", field="queue_ids")
+        await conn.execute("DELETE FROM queue_connections WHERE connection_id = $1", connection_id)
+        await conn.execute("INSERT INTO queue_connections (queue_id, connection_id) SELECT unnest($2::bigint[]), $1",
+                           connection_id, wanted)  # fmt: skip
+    if data.bot is not msgspec.UNSET and data.bot is not None:
+        queues = [r["id"] for r in await conn.fetch("SELECT id FROM queues")]
+        try:
+            validate_bot(data.bot, queues)
+        except ValueError as exc:
+            raise InvalidInput(f"bot: {exc}", field="bot") from exc
+    changes: dict[str, Any] = {}
+    if data.name is not msgspec.UNSET:
+        changes["name"] = data.name.strip()
+    if data.greeting is not msgspec.UNSET:
+        changes["greeting"] = data.greeting
+    if data.bot is not msgspec.UNSET:
+        changes["bot"] = None if data.bot is None else msgspec.json.encode(data.bot).decode()
+    if changes:
+        sets = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(changes))
+        await conn.execute(f"UPDATE connections SET {sets}, updated_at = now() WHERE id = $1", connection_id,
+                           *changes.values())  # fmt: skip
+    await record(session, actor_id=actor_id, action="connection.updated", target=f"connection:{connection_id}",
+                 details={k: ("changed" if k == "bot" else v) for k, v in changes.items()}
+                 | ({"queue_ids": sorted(set(data.queue_ids))} if data.queue_ids is not msgspec.UNSET else {}),
+                 origin=origin)  # fmt: skip
+    return await get_connection(session, connection_id)
+
+
+class ConnectionController(Controller):
+    path = "/api/v1/connections"
+    tags = ["connections"]
+
+    @get("/", summary="The tenant's WhatsApp connections", guards=[requires(Permission.CONNECTIONS_READ)])
+    async def index(self, caller: NamedDependency[Caller]) -> list[ConnectionOut]:
+        async with principal_context(caller.claims) as (_principal, session):
+            return await list_connections(session)
+
+    @get("/{connection_id:int}", summary="One connection", guards=[requires(Permission.CONNECTIONS_READ)])
+    async def detail(self, caller: NamedDependency[Caller], connection_id: Id) -> ConnectionOut:
+        async with principal_context(caller.claims) as (_principal, session):
+            return await get_connection(session, connection_id)
+
+    @patch("/{connection_id:int}", summary="Rename; set the greeting, the chatbot menu and the queues it serves",
+           guards=[requires(Permission.CONNECTIONS_MANAGE)])  # fmt: skip
+    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], connection_id: Id,
+                     data: JSONBody[ConnectionUpdate]) -> ConnectionOut:  # fmt: skip
+        async with principal_context(caller.claims) as (principal, session):
+            return await update_connection(session, connection_id, data, actor_id=principal.user_id,
+                                           origin=request.client.host if request.client else None)  # fmt: skip

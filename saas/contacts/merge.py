@@ -1,0 +1,116 @@
+"""Merging contacts that are one person (asked by an admin, or found by the router), inside the caller's tenant
+transaction.
+
+Everything of the dropped contacts moves to the kept one: tickets (with their whole history), notes, tags,
+custom fields (the kept contact's values win), the identity keys it lacks, surveys and out-of-hours notices.
+Where both have an active ticket on the same connection, the dropped ticket's messages move into the kept one's
+and the dropped ticket is closed (``merged`` in its activity log), so "one active ticket per contact and
+connection" still holds. The dropped rows are deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from saas.tickets.lifecycle import log_event
+
+__all__ = ["merge_contacts"]
+
+
+async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Sequence[int], *, reason: str,
+                         actor_id: int | None = None) -> list[int]:  # fmt: skip
+    """Fold ``drop_ids`` into ``keep_id``; returns the ids of the tickets that changed."""
+    drops = sorted(set(drop_ids) - {keep_id})
+    if not drops:
+        return []
+    rows = await conn.fetch(
+        "SELECT id, name, phone, phone_key, lid, email, custom_fields, push_name FROM contacts"
+        " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        [keep_id, *drops],
+    )
+    by_id = {r["id"]: r for r in rows}
+    if keep_id not in by_id:
+        raise LookupError(f"contact {keep_id} does not exist")
+    drops = [d for d in drops if d in by_id]
+    changed: list[int] = []
+
+    # Active tickets on the same connection: the kept contact's ticket absorbs the dropped one's messages.
+    clashes = await conn.fetch(
+        """
+        SELECT d.id AS drop_ticket, k.id AS keep_ticket FROM tickets d
+        JOIN tickets k ON k.contact_id = $1 AND k.connection_id = d.connection_id AND k.status <> 'closed'
+        WHERE d.contact_id = ANY($2::bigint[]) AND d.status <> 'closed'
+        """,
+        keep_id, drops,
+    )  # fmt: skip
+    for clash in clashes:
+        await conn.execute("UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1", clash["drop_ticket"],
+                           clash["keep_ticket"])  # fmt: skip
+        await conn.execute(
+            """
+            UPDATE tickets k SET unread_count = k.unread_count + d.unread_count,
+                   last_message_at = GREATEST(k.last_message_at, d.last_message_at),
+                   waiting_since = LEAST(k.waiting_since, d.waiting_since), updated_at = now()
+            FROM tickets d WHERE k.id = $1 AND d.id = $2
+            """,
+            clash["keep_ticket"], clash["drop_ticket"],
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE tickets SET status = 'closed', closed_at = now(), unread_count = 0, waiting_since = NULL,"
+            " updated_at = now() WHERE id = $1",
+            clash["drop_ticket"],
+        )
+        await log_event(conn, clash["drop_ticket"], "merged", actor_id=actor_id,
+                        details={"into_ticket_id": clash["keep_ticket"], "reason": reason})  # fmt: skip
+        changed += [clash["drop_ticket"], clash["keep_ticket"]]
+
+    moved = await conn.fetch(
+        "UPDATE tickets SET contact_id = $1, updated_at = now() WHERE contact_id = ANY($2::bigint[]) RETURNING id",
+        keep_id, drops,
+    )  # fmt: skip
+    changed += [r["id"] for r in moved]
+    await conn.execute("UPDATE contact_notes SET contact_id = $1 WHERE contact_id = ANY($2::bigint[])", keep_id, drops)
+    await conn.execute(
+        "INSERT INTO contact_tags (contact_id, tag_id) SELECT $1, tag_id FROM contact_tags"
+        " WHERE contact_id = ANY($2::bigint[]) ON CONFLICT DO NOTHING",
+        keep_id, drops,
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO out_of_hours_notices (contact_id, scope, window_key, sent_at)"
+        " SELECT $1, scope, window_key, sent_at FROM out_of_hours_notices WHERE contact_id = ANY($2::bigint[])"
+        " ON CONFLICT DO NOTHING",
+        keep_id, drops,
+    )  # fmt: skip
+    # A survey still waiting on the dropped side gives way to one waiting on the kept side.
+    await conn.execute(
+        """
+        UPDATE csat_surveys d SET state = 'expired' WHERE d.contact_id = ANY($2::bigint[]) AND d.state = 'asked'
+          AND EXISTS (SELECT 1 FROM csat_surveys k WHERE k.contact_id = $1 AND k.connection_id = d.connection_id
+                      AND k.state = 'asked')
+        """,
+        keep_id, drops,
+    )  # fmt: skip
+    await conn.execute("UPDATE csat_surveys SET contact_id = $1 WHERE contact_id = ANY($2::bigint[])", keep_id, drops)
+
+    keep = by_id[keep_id]
+    merged = {"name": keep["name"], "phone": keep["phone"], "phone_key": keep["phone_key"], "lid": keep["lid"],
+              "email": keep["email"], "push_name": keep["push_name"]}  # fmt: skip
+    fields = "{}"
+    for drop in (by_id[d] for d in drops):
+        for column in merged:
+            merged[column] = merged[column] or drop[column]
+        fields = await conn.fetchval("SELECT $1::jsonb || $2::jsonb", fields, drop["custom_fields"])
+    # The dropped rows go first: their keys are unique and move to the kept row.
+    await conn.execute("DELETE FROM contacts WHERE id = ANY($1::bigint[])", drops)
+    await conn.execute(
+        """
+        UPDATE contacts SET name = $2, phone = $3, phone_key = $4, lid = $5, email = $6, push_name = $7,
+               custom_fields = $8::jsonb || custom_fields, updated_at = now()
+        WHERE id = $1
+        """,
+        keep_id, merged["name"], merged["phone"], merged["phone_key"], merged["lid"], merged["email"],
+        merged["push_name"], fields,
+    )  # fmt: skip
+    return sorted(set(changed))

@@ -1,0 +1,138 @@
+"""Agents' presence — online, away, offline — from the inbox WebSocket, and what distribution does about it.
+
+Redis holds the truth about sockets: ``{p}:presence:{t<t>}:u<u>`` is a sorted set of the user's open sockets
+scored by their last heartbeat, and ``{p}:presence:{due}`` scores every ``<tenant>:<user>`` by its latest
+heartbeat so the router's sweep finds users whose inbox went silent. The database holds the *effective*
+presence (``users.presence``), which distribution reads; :func:`reconcile` recomputes it from Redis under the
+user's row lock, so a connect and a sweep racing each other always end with the state of the last one to look.
+
+Coming online makes the agent's automatic queues distribute to them; going offline returns their open tickets
+to queues that ask for it (``return_on_offline``) and distributes those to the others. ``away`` keeps tickets
+(a short break) but takes the agent out of distribution.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from saas.effects import Effects
+from saas.queues.assign import distribute_queues, queues_of_user
+from saas.queues.distribution import returned_on_offline
+from saas.tickets.lifecycle import Calendars, fetch_tickets, lock_distribution, log_event, ticket_event
+from saas.workspace.service import load_settings
+from supervisor.realtime import RealtimeEvent
+from supervisor.streams import StreamKeys
+from supervisor.wire import utcnow
+from tenants.context import tenant_context
+from tenants.errors import TenantNotFound, TenantSuspended
+
+__all__ = ["PRESENCE_TIMEOUT_S", "connected", "disconnected", "heartbeat", "reconcile", "sweep_presence"]
+
+PRESENCE_TIMEOUT_S = 60.0  # the inbox sends a heartbeat every 20 s
+
+
+def _sockets_key(keys: StreamKeys, tenant_id: int, user_id: int) -> str:
+    return f"{keys.prefix}:presence:{{t{tenant_id}}}:u{user_id}"
+
+
+def _due_key(keys: StreamKeys) -> str:
+    return f"{keys.prefix}:presence:{{due}}"
+
+
+async def heartbeat(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, socket_id: str) -> None:
+    now = time.time()
+    key = _sockets_key(keys, tenant_id, user_id)
+    await redis.zadd(key, {socket_id: now})
+    await redis.expire(key, int(PRESENCE_TIMEOUT_S * 10))
+    await redis.zadd(_due_key(keys), {f"{tenant_id}:{user_id}": now})
+
+
+async def connected(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, socket_id: str,
+                    *, away: bool | None = None) -> None:  # fmt: skip
+    """A socket opened (or changed the away choice)."""
+    await heartbeat(redis, keys, tenant_id, user_id, socket_id)
+    await reconcile(redis, keys, tenant_id, user_id, away=away)
+
+
+async def disconnected(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, socket_id: str) -> None:
+    await redis.zrem(_sockets_key(keys, tenant_id, user_id), socket_id)
+    await reconcile(redis, keys, tenant_id, user_id)
+
+
+async def _live_sockets(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int) -> int:
+    key = _sockets_key(keys, tenant_id, user_id)
+    await redis.zremrangebyscore(key, "-inf", time.time() - PRESENCE_TIMEOUT_S)
+    count: int = await redis.zcard(key)
+    return count
+
+
+async def reconcile(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, *, away: bool | None = None) -> str:
+    """Make ``users.presence`` match the user's sockets (and ``away`` choice, when given); returns it."""
+    effects = Effects()
+    now = utcnow()
+    async with tenant_context(tenant_id=tenant_id) as session:
+        conn = session.conn
+        await lock_distribution(conn, tenant_id)  # before the user row: the order every distributing writer keeps
+        row = await conn.fetchrow("SELECT presence, away, active FROM users WHERE id = $1 FOR UPDATE", user_id)
+        if row is None:
+            return "offline"
+        chosen_away = row["away"] if away is None else away
+        live = await _live_sockets(redis, keys, tenant_id, user_id)
+        presence = "offline" if live == 0 or not row["active"] else "away" if chosen_away else "online"
+        if presence == row["presence"] and chosen_away == row["away"]:
+            return presence
+        await conn.execute("UPDATE users SET presence = $2, away = $3, presence_at = $4 WHERE id = $1",
+                           user_id, presence, chosen_away, now)  # fmt: skip
+        if presence != row["presence"]:
+            effects.events.append(RealtimeEvent(type="presence.updated",
+                                                data={"user_id": user_id, "presence": presence}))  # fmt: skip
+            calendars = Calendars(conn, await load_settings(conn))
+            changed: set[int] = set()
+            was: dict[int, dict[str, object]] = {}
+            if presence == "offline":
+                rows = await conn.fetch(
+                    "SELECT q.id, q.return_on_offline, array_agg(t.id ORDER BY t.id) AS tickets FROM tickets t"
+                    " JOIN queues q ON q.id = t.queue_id WHERE t.user_id = $1 AND t.status = 'open' GROUP BY q.id",
+                    user_id,
+                )
+                queues = []
+                for queue in rows:
+                    returned = returned_on_offline(queue["return_on_offline"], presence, list(queue["tickets"]))
+                    if not returned:
+                        continue
+                    await conn.execute(
+                        "UPDATE tickets SET user_id = NULL, status = 'pending', updated_at = now()"
+                        " WHERE id = ANY($1::bigint[]) AND user_id = $2",
+                        returned, user_id,
+                    )  # fmt: skip
+                    for ticket_id in returned:
+                        await log_event(conn, ticket_id, "returned", details={"user_id": user_id, "reason": "offline"})
+                        was[ticket_id] = {"user_id": user_id, "queue_id": queue["id"]}
+                    changed.update(returned)
+                    queues.append(queue["id"])
+            else:
+                queues = await queues_of_user(conn, user_id) if presence == "online" else []
+            for assigned in await distribute_queues(conn, tenant_id, queues, now=now, calendars=calendars):
+                changed.add(assigned.ticket_id)
+                was.setdefault(assigned.ticket_id, {"user_id": None, "queue_id": assigned.queue_id})
+            effects.events += [ticket_event(t, was=was.get(t.id)) for t in await fetch_tickets(conn, changed)]
+    await effects.after_commit(redis, keys, tenant_id)
+    return presence
+
+
+async def sweep_presence(redis: Redis, keys: StreamKeys) -> int:
+    """Reconcile every user whose latest heartbeat is older than the timeout; returns how many were looked at."""
+    threshold = time.time() - PRESENCE_TIMEOUT_S
+    members: Any = await redis.zrangebyscore(_due_key(keys), "-inf", threshold, start=0, num=200)
+    for raw in members:
+        tenant, _, user = raw.decode().partition(":")
+        try:
+            presence = await reconcile(redis, keys, int(tenant), int(user))
+        except (TenantNotFound, TenantSuspended):  # nothing left to reconcile
+            presence = "offline"
+        if presence == "offline":
+            await redis.zrem(_due_key(keys), raw)
+    return len(members)

@@ -1,0 +1,124 @@
+"""Automatic distribution, the I/O half: read a queue's agents and waiting tickets, ask
+:mod:`saas.queues.distribution`, write the assignments — inside the caller's tenant transaction.
+
+Guarantees: a ticket is assigned at most once (the update requires ``user_id IS NULL`` and the waiting tickets are
+row-locked with ``SKIP LOCKED``), and an agent's capacity is never exceeded by distribution, however many routers
+and API workers distribute at once: every decision of a tenant runs under :func:`lock_distribution`, so the open
+ticket counts it reads are the truth until it commits. Manual accepts do not check capacity (an agent may
+choose to take more).
+
+Triggers: a ticket entering an automatic queue (router, transfer), an agent coming online or freeing capacity
+(close, transfer away, capacity raised), and the ``distribute`` timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from saas.queues.distribution import AgentLoad, QueueState, distribute
+from saas.tickets.lifecycle import Calendars, elapsed, lock_distribution, log_event
+
+__all__ = ["Assigned", "distribute_queues", "queues_of_user"]
+
+
+@dataclass(frozen=True, slots=True)
+class Assigned:
+    ticket_id: int
+    user_id: int
+    queue_id: int
+
+
+async def queues_of_user(conn: asyncpg.Connection, user_id: int) -> list[int]:
+    rows = await conn.fetch("SELECT queue_id FROM queue_members WHERE user_id = $1 ORDER BY queue_id", user_id)
+    return [r["queue_id"] for r in rows]
+
+
+async def distribute_queues(conn: asyncpg.Connection, tenant_id: int, queue_ids: Collection[int], *,
+                            now: datetime, calendars: Calendars) -> list[Assigned]:  # fmt: skip
+    """Assign waiting tickets of the automatic queues among ``queue_ids`` to eligible agents; returns what changed."""
+    if not queue_ids:
+        return []
+    queues = await conn.fetch(
+        "SELECT id, strategy, last_assigned_user_id FROM queues WHERE id = ANY($1::bigint[]) AND strategy <> 'manual'"
+        " ORDER BY id",
+        sorted(set(queue_ids)),
+    )
+    if not queues:
+        return []
+    await lock_distribution(conn, tenant_id)
+    assigned: list[Assigned] = []
+    for queue in queues:
+        assigned += await _distribute_one(conn, queue, now=now, calendars=calendars)
+    return assigned
+
+
+async def _distribute_one(conn: asyncpg.Connection, queue: asyncpg.Record, *, now: datetime,
+                          calendars: Calendars) -> list[Assigned]:  # fmt: skip
+    agents = [
+        AgentLoad(
+            user_id=r["id"],
+            presence=r["presence"],
+            capacity=r["capacity"],
+            open_tickets=r["open_tickets"],
+            last_assigned_at=r["last_assigned_at"],
+        )
+        for r in await conn.fetch(
+            """
+            SELECT u.id, u.presence, u.capacity, extract(epoch FROM u.last_assigned_at)::float8 AS last_assigned_at,
+                   (SELECT count(*) FROM tickets t WHERE t.user_id = u.id AND t.status = 'open')::int AS open_tickets
+            FROM queue_members m JOIN users u ON u.id = m.user_id
+            WHERE m.queue_id = $1 AND u.active AND u.password_hash IS NOT NULL
+            ORDER BY u.id
+            """,
+            queue["id"],
+        )
+    ]
+    free = sum(max(0, a.capacity - a.open_tickets) for a in agents if a.eligible)
+    if free == 0:
+        return []
+    waiting = await conn.fetch(
+        """
+        SELECT id, created_at, reopened_at FROM tickets
+        WHERE queue_id = $1 AND status = 'pending' AND user_id IS NULL AND bot_state IS NULL
+          AND (snoozed_until IS NULL OR snoozed_until <= $2)
+        ORDER BY priority DESC, waiting_since ASC NULLS LAST, id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+        """,
+        queue["id"], now, free,
+    )  # fmt: skip
+    if not waiting:
+        return []
+    state = QueueState(strategy=queue["strategy"], last_assigned_user_id=queue["last_assigned_user_id"])
+    chosen, state = distribute(state, agents, len(waiting))
+    pairs = [(ticket, user) for ticket, user in zip(waiting, chosen, strict=True) if user is not None]
+    if not pairs:
+        return []
+    calendar = await calendars.for_queue(queue["id"])
+    waits = [elapsed(t["reopened_at"] or t["created_at"], now, calendar) for t, _ in pairs]
+    rows = await conn.fetch(
+        """
+        UPDATE tickets t SET user_id = u.user_id, status = 'open', accepted_at = coalesce(t.accepted_at, $3),
+               wait_s = coalesce(t.wait_s, u.wait_s), wait_bh_s = coalesce(t.wait_bh_s, u.wait_bh_s), updated_at = now()
+        FROM unnest($1::bigint[], $2::bigint[], $4::float8[], $5::float8[]) AS u(id, user_id, wait_s, wait_bh_s)
+        WHERE t.id = u.id AND t.user_id IS NULL
+        RETURNING t.id, t.user_id
+        """,
+        [t["id"] for t, _ in pairs], [u for _, u in pairs], now, [w[0] for w in waits], [w[1] for w in waits],
+    )  # fmt: skip
+    done = [Assigned(r["id"], r["user_id"], queue["id"]) for r in rows]
+    if done:
+        await conn.execute(
+            "UPDATE users SET last_assigned_at = $2 WHERE id = ANY($1::bigint[])", [a.user_id for a in done], now
+        )
+        await conn.execute(
+            "UPDATE queues SET last_assigned_user_id = $2 WHERE id = $1", queue["id"], state.last_assigned_user_id
+        )
+        for a in done:
+            await log_event(conn, a.ticket_id, "assigned",
+                            details={"user_id": a.user_id, "by": "distribution", "strategy": queue["strategy"]})  # fmt: skip
+    return done
