@@ -46,10 +46,10 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from saas.server import serve
+    from saas.server import run
 
     settings.require("database_url", "redis_url")
-    asyncio.run(serve(settings))
+    run(settings)
     return 0
 
 
@@ -233,6 +233,14 @@ def cmd_bench_sessions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_inbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.inbox import run_inbox_bench
+
+    result = run_inbox_bench(settings, tickets=args.tickets, requests=args.requests, seed=args.seed)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_bench_tenants(args: argparse.Namespace, settings: Settings) -> int:
     from bench.tenants import run_bench
 
@@ -336,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--rate", type=float, default=5000.0,
                     help="offered load (msg/s, all tenants) of the latency phase (default 5000)")  # fmt: skip
     bi.add_argument("--json", action="store_true", help="print one line of JSON")
+    bx = verb("inbox", "The agent inbox through the HTTP API on 100,000 tickets and ~1,000,000 messages (bulk-loaded "
+              "into a scratch database): list, search and open-ticket latency.", cmd_bench_inbox, bench_verbs)  # fmt: skip
+    bx.add_argument("--tickets", type=int, default=100_000, help="tickets to load, 5-15 messages each (default 100000)")
+    bx.add_argument("--requests", type=int, default=300, help="measured requests per kind (default 300)")
+    bx.add_argument("--seed", type=int, default=7, help="random seed of the data and the requests (default 7)")
+    bx.add_argument("--json", action="store_true", help="print one line of JSON")
     bs = verb("sessions", "Simulated sessions on Ray hosts: memory per session and recovery after a host is killed.",
               cmd_bench_sessions, bench_verbs)  # fmt: skip
     bs.add_argument("--sessions", type=int, default=1000, help="simulated WhatsApp sessions (default 1000)")

@@ -130,7 +130,7 @@ async def _prepare(settings: Settings, password: str) -> None:
 
 def run_dev(settings: Settings) -> int:
     """Run until interrupted; returns the exit code."""
-    from saas.server import serve
+    from saas.server import run
 
     data_dir = settings.data_dir
     with contextlib.ExitStack() as stack:
@@ -160,7 +160,7 @@ def run_dev(settings: Settings) -> int:
         print("\n".join(banner), flush=True)
         stack.callback(_stop_children, _start_children(settings))
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings))
+            run(settings)
     logger.info("stopped")
     return 0
 

@@ -8,10 +8,14 @@ required. Words are reduced to letters and digits here, so no user text ever rea
 
 from __future__ import annotations
 
+import bisect
 import re
+import time
 import unicodedata
 
-__all__ = ["body_document", "contact_document", "digits_of", "fold", "tsquery"]
+import asyncpg
+
+__all__ = ["body_document", "contact_document", "digits_of", "fold", "tsquery", "word_frequency"]
 
 _ACCENTED = "áàâãäåéèêëíìîïóòôõöúùûüçñý"
 _PLAIN = "aaaaaaeeeeiiiiooooouuuucny"
@@ -22,7 +26,7 @@ def _fold_sql(column: str) -> str:
 
 
 def body_document(alias: str = "m") -> str:
-    """The indexed document of ``messages.body`` (exactly the index expression, over ``alias``)."""
+    """The text-search document of ``messages.body`` (stored in ``messages.search``, GIN-indexed)."""
     return f"to_tsvector('simple'::regconfig, {_fold_sql(f'{alias}.body')})"
 
 
@@ -48,3 +52,52 @@ def tsquery(text: str, *, max_words: int = 8) -> str | None:
 
 def digits_of(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+# -- how common a word is: PostgreSQL's own statistics, read directly ---------------------------------------------------
+
+_STATS_TTL_S = 600.0
+_stats: dict[str, tuple[float, list[str], list[float], float] | None] = {}
+
+
+async def _lexeme_stats(conn: asyncpg.Connection, schema: str) -> tuple[list[str], list[float], float] | None:
+    """The most common lexemes of ``messages.search`` with the fraction of messages containing each, sorted by
+    lexeme, and the smallest fraction listed (every unlisted lexeme is rarer). None before the first ANALYZE."""
+    cached = _stats.get(schema)
+    if cached is not None and time.monotonic() - cached[0] < _STATS_TTL_S:
+        return cached[1], cached[2], cached[3]
+    row = await conn.fetchrow(
+        "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs FROM pg_stats"
+        " WHERE schemaname = $1 AND tablename = 'messages' AND attname = 'search'",
+        schema,
+    )
+    if row is None or row["elems"] is None or not row["freqs"]:
+        _stats[schema] = None
+        return None
+    elems, freqs = list(row["elems"]), list(row["freqs"])[: len(row["elems"])]
+    floor = float(row["freqs"][len(elems)])  # after the per-element frequencies: their minimum, maximum, nulls
+    pairs = sorted(zip(elems, freqs, strict=True))
+    result = ([e for e, _ in pairs], [f for _, f in pairs], floor)
+    _stats[schema] = (time.monotonic(), *result)
+    return result
+
+
+async def word_frequency(conn: asyncpg.Connection, schema: str, text: str) -> float | None:
+    """An estimate of the fraction of messages matching every word of ``text`` as prefixes: the frequency of its
+    rarest word (the words of one phrase come together, so the planner's product of frequencies underestimates).
+    A word the statistics do not list is rarer than every listed one: 0.0, "collect its matches". None when there
+    are no statistics yet."""
+    stats = await _lexeme_stats(conn, schema)
+    if stats is None:
+        return None
+    elems, freqs = stats[0], stats[1]
+    rarest = 1.0
+    for word in _WORD.findall(fold(text))[:8]:
+        start = bisect.bisect_left(elems, word)
+        total = 0.0
+        for i in range(start, len(elems)):
+            if not elems[i].startswith(word):
+                break
+            total += freqs[i]
+        rarest = min(rarest, total)
+    return rarest

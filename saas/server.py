@@ -12,7 +12,7 @@ import uvicorn
 from saas.app import create_app
 from saas.settings import Settings
 
-__all__ = ["serve"]
+__all__ = ["run", "serve"]
 
 
 class _Server(uvicorn.Server):
@@ -39,6 +39,13 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+def run(settings: Settings) -> None:
+    """Serve on uvloop (libuv: a faster event loop than the stdlib's for many small requests)."""
+    import uvloop
+
+    uvloop.run(serve(settings))
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; start-up failures (database, Redis) propagate."""
     config = uvicorn.Config(
@@ -50,6 +57,7 @@ async def serve(settings: Settings) -> None:
         lifespan="on",
         proxy_headers=False,
         server_header=False,
+        http="httptools",  # the C parser (h11, the pure-Python default, costs ~3 ms a request)
     )
     server = _Server(config)
     await server.serve()

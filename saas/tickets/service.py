@@ -11,10 +11,11 @@ import base64
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from saas.auth.principal import Principal
-from saas.search import body_document, contact_document, digits_of, tsquery
+from saas.search import contact_document, digits_of, tsquery, word_frequency
 from saas.tickets.lifecycle import (
     MESSAGE_COLUMNS,
     TICKET_COLUMNS,
@@ -296,30 +297,54 @@ async def could_see(
     return [bool(r["seen"]) for r in rows]
 
 
+# Above these fractions of messages matching, the newest matches are found sooner by walking messages newest first
+# than by collecting every match from the index: for everyone (admins) and for viewers who see a few percent of the
+# tickets (agents, supervisors), whose walk passes many messages they may not see.
+_WALK_FROM = {"all": 0.002, "agent": 0.02, "supervisor": 0.01}
+_SEEN_SHARE = {"all": 1.0, "agent": 0.05, "supervisor": 0.2}  # a guess of the share of tickets a viewer sees
+_MAX_COLLECTED = 20_000  # past this many matches, walking is cheaper after all
+
+_HIT_COLUMNS = f"""{MESSAGE_COLUMNS}, t.number AS ticket_number, t.status AS ticket_status, c.id AS contact_id,
+    coalesce(c.name, c.push_name) AS contact_name, c.phone, c.wa_id, c.blocked_at IS NOT NULL AS blocked"""
+
+
 async def search_messages(session: TenantSession, text: str, *, limit: int, cursor: str | None,
                           viewer: Principal | None = None, ticket_id: int | None = None) -> SearchPage:  # fmt: skip
-    """Messages whose text contains every word of ``text`` (as word prefixes), newest first, in visible tickets."""
+    """Messages whose text contains every word of ``text`` (as word prefixes), newest first, in visible tickets.
+
+    PostgreSQL's planner picks badly here: it multiplies word frequencies (a phrase's words come together, so it
+    underestimates) and has no frequency for an unknown word (so it may walk the whole table for a word that never
+    occurs). So we choose from the lexeme statistics (:func:`saas.search.word_frequency`), with bounded costs:
+
+    * common words: walk the newest messages (primary key, newest first) testing the stored document and the
+      visibility, over a window sized to find a page ten times over; if the window runs dry, collect instead;
+    * rare or unknown words: collect every match from the GIN index (few, by definition; the index intersects the
+      words, so a phrase that never occurs costs nothing), keep the visible ones, newest first;
+    * a collection that turns out huge (over 20,000 matches) falls back to walking, which then fills a page soon.
+    """
     words = tsquery(text)
     if words is None:
         raise InvalidInput("search for at least one letter or digit", field="q")
-    query = _Query(words)
-    query.where.append(f"{body_document('m')} @@ to_tsquery('simple', $1)")
-    query.visible(viewer)
-    if ticket_id is not None:
-        query.where.append(f"m.ticket_id = {query.arg(ticket_id)}")
     before = _int_cursor(cursor)
-    if before is not None:
-        query.where.append(f"m.id < {query.arg(before)}")
-    rows = await session.conn.fetch(
-        f"""
-        SELECT {MESSAGE_COLUMNS}, t.number AS ticket_number, t.status AS ticket_status, c.id AS contact_id,
-               coalesce(c.name, c.push_name) AS contact_name, c.phone, c.wa_id, c.blocked_at IS NOT NULL AS blocked
-        FROM messages m JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id
-        WHERE {query.sql()}
-        ORDER BY m.id DESC LIMIT {query.arg(limit + 1)}
-        """,
-        *query.params,
-    )
+    scope = visibility(viewer)[0]
+    rows: list[asyncpg.Record] | None = None
+    if ticket_id is not None:  # one conversation: its messages by the ticket index
+        rows = await _walk(session, words, before, limit, viewer, ticket_id=ticket_id)
+    else:
+        frequency = await word_frequency(session.conn, session.tenant.schema, text)
+        if frequency is not None and frequency >= _WALK_FROM[scope]:
+            top = (
+                before if before is not None else (await session.conn.fetchval("SELECT max(id) FROM messages") or 0) + 1
+            )
+            window = int(10 * (limit + 1) / (frequency * _SEEN_SHARE[scope]))
+            rows = await _walk(session, words, before, limit, viewer, since=top - window)
+            if len(rows) <= limit and top - window > 0:
+                rows = None  # the window ran dry before the page filled
+        if rows is None:
+            rows = await _collect(session, words, before, limit, viewer)
+        if rows is None:
+            rows = await _walk(session, words, before, limit, viewer)
+    assert rows is not None
     items = [
         SearchHit(
             message=message_from_row(r),
@@ -333,3 +358,55 @@ async def search_messages(session: TenantSession, text: str, *, limit: int, curs
     ]
     next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
     return SearchPage(items=items, next_cursor=next_cursor)
+
+
+async def _walk(session: TenantSession, words: str, before: int | None, limit: int, viewer: Principal | None, *,
+                ticket_id: int | None = None, since: int | None = None) -> list[asyncpg.Record]:  # fmt: skip
+    """Newest first along the primary key (or within one ticket), above ``since`` when given."""
+    query = _Query(words)
+    query.where.append("m.search @@ to_tsquery('simple', $1)")
+    query.visible(viewer)
+    if ticket_id is not None:
+        query.where.append(f"m.ticket_id = {query.arg(ticket_id)}")
+    if before is not None:
+        query.where.append(f"m.id < {query.arg(before)}")
+    if since is not None:
+        query.where.append(f"m.id > {query.arg(since)}")
+    if ticket_id is None:  # walk the primary key instead of sorting the whole match set
+        await session.conn.execute("SET LOCAL enable_bitmapscan = off")
+    rows: list[asyncpg.Record] = await session.conn.fetch(
+        f"""
+        SELECT {_HIT_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id
+        WHERE {query.sql()} ORDER BY m.id DESC LIMIT {query.arg(limit + 1)}
+        """,
+        *query.params,
+    )
+    await session.conn.execute("SET LOCAL enable_bitmapscan = on")
+    return rows
+
+
+async def _collect(session: TenantSession, words: str, before: int | None, limit: int,
+                   viewer: Principal | None) -> list[asyncpg.Record] | None:  # fmt: skip
+    """Every match from the index, the visible ones, newest first; None if there are too many to collect."""
+    conn = session.conn
+    await conn.execute("SET LOCAL enable_seqscan = off")  # the GIN index, whatever the planner thinks of the word
+    hits = await conn.fetch(
+        "SELECT id, ticket_id FROM messages m WHERE m.search @@ to_tsquery('simple', $1)"
+        " AND ($2::bigint IS NULL OR m.id < $2) LIMIT $3",
+        words, before, _MAX_COLLECTED + 1,
+    )  # fmt: skip
+    await conn.execute("SET LOCAL enable_seqscan = on")
+    if len(hits) > _MAX_COLLECTED:
+        return None
+    if not hits:
+        return []
+    query = _Query(sorted({h["ticket_id"] for h in hits}))
+    query.visible(viewer)
+    seen = {r["id"] for r in await conn.fetch(f"SELECT t.id FROM tickets t WHERE t.id = ANY($1::bigint[]) AND {query.sql()}",
+                                              *query.params)}  # fmt: skip
+    newest = sorted((h["id"] for h in hits if h["ticket_id"] in seen), reverse=True)[: limit + 1]
+    return list(await conn.fetch(
+        f"SELECT {_HIT_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id"
+        " WHERE m.id = ANY($1::bigint[]) ORDER BY m.id DESC",
+        newest,
+    ))  # fmt: skip

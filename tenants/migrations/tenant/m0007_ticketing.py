@@ -157,11 +157,13 @@ async def forwards(conn: asyncpg.Connection) -> None:
         );
         CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, id);
 
-        -- Messages: internal notes (never sent) and automated messages (menu, greetings, out of hours, CSAT).
+        -- Messages: internal notes (never sent), automated messages (menu, greetings, out of hours, CSAT), and the
+        -- text-search document, stored so a scan in id order tests it without re-parsing the text (saas.search).
         ALTER TABLE messages
             ADD COLUMN private  boolean NOT NULL DEFAULT false,
-            ADD COLUMN bot      boolean NOT NULL DEFAULT false;
-        CREATE INDEX messages_search ON messages USING gin (({body_doc}));
+            ADD COLUMN bot      boolean NOT NULL DEFAULT false,
+            ADD COLUMN search   tsvector GENERATED ALWAYS AS ({body_doc}) STORED;
+        CREATE INDEX messages_search ON messages USING gin (search);
 
         -- Sends and media downloads waiting to reach the session's outbound stream.
         ALTER TABLE outbox ADD COLUMN kind text NOT NULL DEFAULT 'send' CHECK (kind IN ('send', 'fetch'));

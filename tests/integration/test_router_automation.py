@@ -1,0 +1,298 @@
+"""What the router does with a conversation before and around the agents, on real PostgreSQL and Redis: one contact
+per person whatever number form or LID WhatsApp shows, reopen rules, satisfaction answers, closed hours, the
+chatbot menu's timeout, snoozes that wake up, blocked contacts, and tickets returning when an agent goes offline."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from saas import presence
+from saas.app import create_app
+from saas.automation.menu import Bot, Menu, MenuOption
+from saas.connections.service import create_connection
+from saas.router.worker import RouterWorker
+from saas.settings import Settings
+from supervisor.streams import StreamKeys, append_events
+from supervisor.wire import Envelope, InboundMessage, utcnow
+from tenants.context import tenant_context
+from tenants.passwords import hash_password
+from tenants.provisioning import TenantInfo
+from tests.conftest import app_client, eventually
+
+MakeTenant = Callable[..., Awaitable[TenantInfo]]
+PASSWORD = "correct horse"
+
+
+@dataclass
+class Harness:
+    tenant: TenantInfo
+    connection_id: int
+    redis: Redis
+    keys: StreamKeys
+    worker: RouterWorker
+    settings: Settings
+    sent: int = 0
+
+    async def say(self, chat: str, text: str | None, *, alt: str | None = None, from_me: bool = False,
+                  name: str | None = None) -> None:  # fmt: skip
+        """A WhatsApp message on ``chat`` (``<digits>@s.whatsapp.net`` or ``<id>@lid``), routed at once."""
+        self.sent += 1
+        message = InboundMessage(provider_message_id=f"p{self.sent}-{uuid.uuid4().hex[:6]}", chat_id=chat,
+                                 chat_id_raw=chat, sender_id=chat, sender_alt_id=alt, sender_name=name, text=text,
+                                 from_me=from_me, occurred_at=utcnow())  # fmt: skip
+        await append_events(self.redis, self.keys, [Envelope(
+            event_id=message.provider_message_id, tenant_id=self.tenant.id, connection_id=self.connection_id,
+            provider="simulator", received_at=utcnow(), event=message)])  # fmt: skip
+        await self.drain()
+
+    async def drain(self) -> None:
+        for shard in range(self.keys.shards):
+            consumer = self.worker.consumer(shard)
+            await consumer.ensure_group()
+            while entries := await consumer.read(500, block_ms=None):
+                await self.worker.process(consumer, entries)
+
+    async def rows(self, sql: str, *args: Any) -> list[Any]:
+        async with tenant_context(self.tenant.slug) as session:
+            return list(await session.conn.fetch(sql, *args))
+
+    async def value(self, sql: str, *args: Any) -> Any:
+        async with tenant_context(self.tenant.slug) as session:
+            return await session.conn.fetchval(sql, *args)
+
+    async def bot_texts(self) -> list[str]:
+        return [r["body"] for r in await self.rows("SELECT body FROM messages WHERE bot ORDER BY id")]
+
+
+@pytest.fixture
+async def harness(settings: Settings, make_tenant: MakeTenant, redis_url: str) -> AsyncIterator[Harness]:
+    tenant = await make_tenant("auto", plan="pro")
+    keys = StreamKeys(f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}", shards=2)
+    async with tenant_context(tenant.slug) as session:
+        connection = await create_connection(session, name="Main", provider="simulator",
+                                             business_number="+55119" + str(uuid.uuid4().int)[:8])  # fmt: skip
+    redis = Redis.from_url(redis_url)
+    own = msgspec.structs.replace(settings, redis_prefix=keys.prefix, stream_shards=keys.shards)
+    yield Harness(tenant, connection.id, redis, keys, RouterWorker(redis, keys), own)
+    await redis.aclose()
+
+
+async def _agent(h: Harness, name: str, *, presence_: str = "online") -> int:
+    return int(await h.value(
+        "INSERT INTO users (email, name, role, password_hash, presence) VALUES ($1, $2, 'agent', $3, $4) RETURNING id",
+        f"{name.lower()}@auto.io", name, hash_password(PASSWORD), presence_))  # fmt: skip
+
+
+async def test_a_person_is_one_contact_across_lid_and_phone_forms(harness: Harness) -> None:
+    h = harness
+    await h.say("5511988887777@s.whatsapp.net", "oi pelo número", name="Rosa")
+    await h.say("101234567@lid", "oi pelo lid", alt="5511988887777@s.whatsapp.net", name="Rosa")
+    contacts = await h.rows("SELECT id, wa_id, phone, phone_key, lid FROM contacts")
+    assert len(contacts) == 1
+    assert (contacts[0]["lid"], contacts[0]["phone"], contacts[0]["wa_id"]) == (
+        "101234567@lid", "+5511988887777", "101234567@lid")  # replies go to the chat she used last  # fmt: skip
+    assert await h.value("SELECT count(*) FROM tickets") == 1
+    assert await h.value("SELECT count(*) FROM messages") == 2
+
+    # An account from before Brazil's 9th digit: WhatsApp shows 12 digits, the person is the same.
+    async with app_client(create_app(h.settings)) as client:
+        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
+                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        added = await client.post("/api/v1/contacts", headers=auth, json={"phone": "(21) 99876-5432", "name": "Téo"})
+        assert added.status_code == 201, added.text
+        assert added.json()["phone"] == "+5521998765432"
+        again = await client.post("/api/v1/contacts", headers=auth, json={"phone": "+55 21 9876-5432"})
+        assert (again.status_code, again.json()["code"]) == (409, "contact_exists")
+    await h.say("552198765432@s.whatsapp.net", "sou eu, o Téo", name="Teo")
+    teo = await h.rows("SELECT id, name, push_name, wa_id FROM contacts WHERE phone_key = '5521998765432'")
+    assert len(teo) == 1 and teo[0]["id"] == added.json()["id"]
+    assert (teo[0]["name"], teo[0]["push_name"], teo[0]["wa_id"]) == ("Téo", "Teo", "552198765432@s.whatsapp.net")
+
+
+async def test_two_contacts_found_to_be_one_person_are_merged(harness: Harness) -> None:
+    h = harness
+    await h.say("5511955554444@s.whatsapp.net", "pelo telefone")  # a contact known by phone only
+    await h.say("909090@lid", "pelo lid, sem o telefone")  # another known by LID only (WhatsApp hid the number)
+    assert await h.value("SELECT count(*) FROM contacts") == 2
+    assert await h.value("SELECT count(*) FROM tickets WHERE status <> 'closed'") == 2
+    await h.say("909090@lid", "agora com o telefone", alt="5511955554444@s.whatsapp.net")
+    contacts = await h.rows("SELECT id, phone, lid FROM contacts")
+    assert [(c["phone"], c["lid"]) for c in contacts] == [("+5511955554444", "909090@lid")]
+    tickets = await h.rows("SELECT id, status, contact_id FROM tickets ORDER BY id")
+    assert [t["status"] for t in tickets] == ["pending", "closed"]  # the LID ticket merged into the phone's
+    assert {t["contact_id"] for t in tickets} == {contacts[0]["id"]}
+    assert await h.value("SELECT count(*) FROM messages WHERE ticket_id = $1", tickets[0]["id"]) == 3
+    assert await h.value("SELECT action FROM ticket_events WHERE ticket_id = $1", tickets[1]["id"]) == "merged"
+
+
+async def test_reopen_within_the_window_then_a_new_ticket(harness: Harness) -> None:
+    h = harness
+    ana = await _agent(h, "Ana")
+    chat = "5511944443333@s.whatsapp.net"
+    await h.say(chat, "primeiro contato")
+    first = await h.value("SELECT id FROM tickets")
+    closed_at = utcnow() - timedelta(seconds=100)
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = $1, user_id = $2", closed_at, ana)
+    await h.value("UPDATE tenant_settings SET reopen_mode = 'window', reopen_window_s = 600")
+    await h.say(chat, "esqueci de perguntar")
+    ticket = (await h.rows("SELECT id, status, user_id, reopened_count FROM tickets"))[0]
+    assert (ticket["id"], ticket["status"], ticket["user_id"], ticket["reopened_count"]) == (first, "open", ana, 1)
+
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = $1", utcnow() - timedelta(seconds=601))
+    await h.say(chat, "dias depois")
+    assert [r["status"] for r in await h.rows("SELECT status FROM tickets ORDER BY id")] == ["closed", "pending"]
+
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = now()")
+    await h.value("UPDATE tenant_settings SET reopen_mode = 'new'")
+    await h.say(chat, "de novo")
+    assert await h.value("SELECT count(*) FROM tickets") == 3
+
+
+async def test_survey_answers_and_what_is_not_an_answer(harness: Harness) -> None:
+    h = harness
+    chat = "5511933332222@s.whatsapp.net"
+    await h.say(chat, "olá")
+    ticket = await h.value("SELECT id FROM tickets")
+    contact = await h.value("SELECT id FROM contacts")
+    await h.value("UPDATE tenant_settings SET reopen_mode = 'new'")
+
+    async def survey(expires_in_s: float) -> None:
+        await h.value("UPDATE tickets SET status = 'closed', closed_at = now()")
+        await h.value("INSERT INTO csat_surveys (ticket_id, contact_id, connection_id, expires_at)"
+                      " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+                      ticket, contact, h.connection_id, expires_in_s)  # fmt: skip
+
+    await survey(3600)
+    await h.say(chat, "⭐⭐⭐⭐")
+    assert await h.rows("SELECT state, rating FROM csat_surveys") == [("answered", 4)]
+    assert await h.value("SELECT count(*) FROM tickets") == 1  # stored on the closed ticket, nothing reopened
+    assert await h.value("SELECT status FROM tickets") == "closed"
+    assert "Obrigado pela sua avaliação!" in await h.bot_texts()
+
+    await h.value("DELETE FROM csat_surveys")
+    await survey(3600)
+    await h.say(chat, "na verdade tenho outra dúvida")  # not a rating: the survey lapses, a new conversation starts
+    assert await h.value("SELECT state FROM csat_surveys") == "expired"
+    assert await h.value("SELECT count(*) FROM tickets WHERE status <> 'closed'") == 1
+
+    await h.value("DELETE FROM csat_surveys")
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = now()")
+    await survey(-1)  # asked long ago
+    await h.say(chat, "5")
+    assert await h.value("SELECT state FROM csat_surveys") == "expired"
+    assert await h.value("SELECT count(*) FROM tickets WHERE status <> 'closed'") == 1
+
+
+async def test_closed_hours_message_goes_once_per_window(harness: Harness) -> None:
+    h = harness
+    closed_week = '{"weekly": [[], [], [], [], [], [], []]}'
+    await h.value("UPDATE tenant_settings SET hours = $1::jsonb, out_of_hours_message = 'Estamos fechados agora.'",
+                  closed_week)  # fmt: skip
+    await h.say("5511922221111@s.whatsapp.net", "alguém aí?")
+    await h.say("5511922221111@s.whatsapp.net", "oi??")
+    await h.say("5511922220000@s.whatsapp.net", "outro cliente")
+    assert await h.bot_texts() == ["Estamos fechados agora.", "Estamos fechados agora."]  # once per contact
+    assert await h.value("SELECT count(*) FROM out_of_hours_notices") == 2
+
+
+async def test_menu_timeout_routes_to_the_fallback_queue(harness: Harness) -> None:
+    h = harness
+    fallback = await h.value("INSERT INTO queues (name, greeting) VALUES ('Geral', 'Fila geral.') RETURNING id")
+    sales = await h.value("INSERT INTO queues (name) VALUES ('Vendas') RETURNING id")
+    bot = Bot(menu=Menu(prompt="Escolha:", options=[MenuOption(key="1", label="Vendas", queue_id=sales)]),
+              timeout_s=1, timeout_reply="Vou te passar para a fila geral.", fallback_queue_id=fallback)  # fmt: skip
+    await h.value("UPDATE connections SET bot = $1::jsonb", msgspec.json.encode(bot).decode())
+    await h.say("5511911110000@s.whatsapp.net", "oi")
+    assert await h.value("SELECT bot_state FROM tickets") == "menu"
+    assert await h.bot_texts() == ["Escolha:\n1 - Vendas"]
+    await asyncio.sleep(1.1)
+    assert await h.worker.timers_once() == 1
+    ticket = (await h.rows("SELECT bot_state, queue_id FROM tickets"))[0]
+    assert (ticket["bot_state"], ticket["queue_id"]) == (None, fallback)
+    assert (await h.bot_texts())[1:] == ["Vou te passar para a fila geral.", "Fila geral."]
+    assert await h.worker.timers_once() == 0  # handled, gone
+
+
+async def test_blocked_contacts_are_not_heard(harness: Harness) -> None:
+    h = harness
+    await h.say("5511900001111@s.whatsapp.net", "spam")
+    await h.value("UPDATE contacts SET blocked_at = now()")
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = now()")
+    await h.say("5511900001111@s.whatsapp.net", "spam de novo")
+    assert await h.value("SELECT count(*) FROM messages") == 1
+    assert await h.value("SELECT count(*) FROM tickets WHERE status <> 'closed'") == 0
+
+
+async def test_snoozed_ticket_wakes_up_and_a_message_wakes_it_early(harness: Harness) -> None:
+    h = harness
+    await h.say("5511900002222@s.whatsapp.net", "oi")
+    ticket = await h.value("SELECT id FROM tickets")
+    async with app_client(create_app(h.settings)) as client:
+        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
+                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        until = (utcnow() + timedelta(seconds=1)).isoformat()
+        snoozed = await client.patch(f"/api/v1/tickets/{ticket}", headers=auth, json={"snoozed_until": until})
+        assert snoozed.status_code == 200, snoozed.text
+        assert (await client.get("/api/v1/tickets", headers=auth)).json()["items"] == []
+        listed = (await client.get("/api/v1/tickets?snoozed=true", headers=auth)).json()["items"]
+        assert [t["id"] for t in listed] == [ticket]
+        await asyncio.sleep(1.1)
+        assert await h.worker.timers_once() == 1
+        assert [t["id"] for t in (await client.get("/api/v1/tickets", headers=auth)).json()["items"]] == [ticket]
+
+        later = (utcnow() + timedelta(hours=2)).isoformat()
+        await client.patch(f"/api/v1/tickets/{ticket}", headers=auth, json={"snoozed_until": later})
+        await h.say("5511900002222@s.whatsapp.net", "ainda estou aqui")
+        assert await h.value("SELECT snoozed_until FROM tickets") is None
+        bad = await client.patch(f"/api/v1/tickets/{ticket}", headers=auth,
+                                 json={"snoozed_until": (utcnow() - timedelta(minutes=1)).isoformat()})  # fmt: skip
+        assert (bad.status_code, bad.json()["code"]) == (400, "invalid_input")
+
+
+async def test_going_offline_returns_tickets_to_queues_that_ask_for_it(harness: Harness) -> None:
+    h = harness
+    ana, bia = await _agent(h, "Ana", presence_="offline"), await _agent(h, "Bia", presence_="offline")
+    queue = await h.value("INSERT INTO queues (name, strategy, return_on_offline) VALUES ('Suporte', 'round_robin',"
+                          " true) RETURNING id")  # fmt: skip
+    await h.value("INSERT INTO queue_members VALUES ($1, $2), ($1, $3)", queue, ana, bia)
+    await h.value("INSERT INTO queue_connections VALUES ($1, $2)", queue, h.connection_id)
+    await h.say("5511900003333@s.whatsapp.net", "preciso de ajuda")
+    assert await h.value("SELECT user_id FROM tickets") is None  # nobody online: it waits
+    assert await presence.reconcile(h.redis, h.keys, h.tenant.id, ana) == "offline"
+    await presence.connected(h.redis, h.keys, h.tenant.id, ana, "sock-ana")
+    assert await h.value("SELECT user_id FROM tickets") == ana  # coming online took the waiting ticket
+    await presence.connected(h.redis, h.keys, h.tenant.id, bia, "sock-bia")
+    await presence.disconnected(h.redis, h.keys, h.tenant.id, ana, "sock-ana")
+    assert await h.value("SELECT presence FROM users WHERE id = $1", ana) == "offline"
+    assert await h.value("SELECT user_id FROM tickets") == bia  # back to the queue, and on to Bia
+    actions = [r["action"] for r in await h.rows("SELECT action FROM ticket_events ORDER BY id")]
+    assert actions == ["routed", "assigned", "returned", "assigned"]
+    await presence.connected(h.redis, h.keys, h.tenant.id, bia, "sock-bia", away=True)
+    assert await h.value("SELECT presence FROM users WHERE id = $1", bia) == "away"
+    assert await h.value("SELECT user_id FROM tickets") == bia  # away keeps the tickets
+
+
+async def test_silent_sockets_go_offline_through_the_sweep(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness
+    ana = await _agent(h, "Ana", presence_="offline")
+    await presence.connected(h.redis, h.keys, h.tenant.id, ana, "sock-1")
+    assert await h.value("SELECT presence FROM users WHERE id = $1", ana) == "online"
+    monkeypatch.setattr(presence, "PRESENCE_TIMEOUT_S", 0.2)  # the inbox would have sent a heartbeat by now
+    await asyncio.sleep(0.3)
+    await eventually(lambda: _swept(h), what="the sweep")
+    assert await h.value("SELECT presence FROM users WHERE id = $1", ana) == "offline"
+
+
+async def _swept(h: Harness) -> bool:
+    return await h.worker.presence_once() >= 1
