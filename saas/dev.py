@@ -23,7 +23,7 @@ from pathlib import Path
 from saas.embedded import embedded_postgres, embedded_redis
 from saas.settings import Settings
 
-__all__ = ["DEMO_ADMIN", "DEMO_SLUG", "ensure_demo_tenant", "run_dev"]
+__all__ = ["DEMO_ADMIN", "DEMO_SLUG", "ensure_demo_service", "ensure_demo_tenant", "run_dev"]
 
 logger = logging.getLogger("atende.dev")
 
@@ -83,7 +83,41 @@ async def ensure_demo_tenant(password: str) -> bool:
     return False
 
 
-async def ensure_demo_connection(settings: Settings) -> None:
+async def ensure_demo_service(connection_id: int) -> None:
+    """The demo tenant's service setup, made once: two queues behind a chatbot menu, the admin in both (online
+    while the inbox is open, so automatic distribution has someone), a greeting, farewell and satisfaction survey,
+    a quick reply and two tags. Left alone when the tenant already has queues (the user may have changed them)."""
+    from tenants.context import tenant_context
+
+    async with tenant_context(DEMO_SLUG) as session:
+        conn = session.conn
+        if await conn.fetchval("SELECT count(*) FROM queues"):
+            return
+        admin = await conn.fetchval("SELECT id FROM users WHERE lower(email) = $1", DEMO_ADMIN)
+        sales = await conn.fetchval(
+            "INSERT INTO queues (name, color, greeting, strategy) VALUES ('Vendas', '#43a047',"
+            " 'Você está na fila de Vendas. Já vamos te atender!', 'round_robin') RETURNING id"
+        )
+        support = await conn.fetchval(
+            "INSERT INTO queues (name, color, greeting, strategy, return_on_offline) VALUES ('Suporte', '#1e88e5',"
+            " 'Você está na fila de Suporte. Um momento, por favor.', 'least_busy', true) RETURNING id"
+        )
+        await conn.execute("INSERT INTO queue_members VALUES ($1, $3), ($2, $3)", sales, support, admin)
+        await conn.execute("INSERT INTO queue_connections VALUES ($1, $3), ($2, $3)", sales, support, connection_id)
+        await conn.execute("UPDATE connections SET greeting = 'Olá! Bem-vindo à Demo Company.' WHERE id = $1",
+                           connection_id)  # fmt: skip
+        await conn.execute(
+            "UPDATE tenant_settings SET csat_enabled = true, farewell_message = 'Obrigado pelo contato!'"
+        )
+        await conn.execute(
+            "INSERT INTO quick_replies (shortcut, body, scope, created_by) VALUES ('ola', '{{greeting}}, "
+            "{{contact.first_name}}! Aqui é {{agent.first_name}}, como posso ajudar?', 'tenant', $1)",
+            admin,
+        )
+        await conn.execute("INSERT INTO tags (name, color) VALUES ('VIP', '#8e24aa'), ('Reclamação', '#e53935')")
+
+
+async def ensure_demo_connection(settings: Settings) -> int:
     """The demo tenant's simulator connection on ``ATENDE_DEMO_NUMBER``, set to run and pair afresh.
 
     A session parked by an earlier run (logged out, quarantined, gave up) is set to run again; stored
@@ -97,8 +131,9 @@ async def ensure_demo_connection(settings: Settings) -> None:
             "SELECT id FROM connections WHERE business_number = $1", settings.demo_number
         )
         if existing is None:
-            await create_connection(session, name="Demo WhatsApp", provider="simulator",
-                                    business_number=settings.demo_number, endpoint=settings.simulator_url)  # fmt: skip
+            created = await create_connection(session, name="Demo WhatsApp", provider="simulator",
+                                              business_number=settings.demo_number, endpoint=settings.simulator_url)  # fmt: skip
+            existing = created.id
         else:
             await session.conn.execute(
                 "UPDATE connections SET endpoint = $2, state = 'STOPPED' WHERE id = $1",
@@ -109,6 +144,7 @@ async def ensure_demo_connection(settings: Settings) -> None:
                 " WHERE tenant_id = $1 AND connection_id = $2",
                 session.tenant.id, existing,
             )  # fmt: skip
+    return int(existing)
 
 
 async def _prepare(settings: Settings, password: str) -> None:
@@ -123,7 +159,7 @@ async def _prepare(settings: Settings, password: str) -> None:
             raise RuntimeError(f"migrations failed: {[(r.schema, r.error) for r in report.failed]}")
         created = await ensure_demo_tenant(password)
         logger.info("demo tenant %s", "created" if created else "ready")
-        await ensure_demo_connection(settings)
+        await ensure_demo_service(await ensure_demo_connection(settings))
     finally:
         await db.stop()
 

@@ -71,8 +71,9 @@ def _run_dev_once(data_dir: Path, port: int, exercise: Callable[[str, dict[str, 
 
 
 def _phones_talk_to_the_demo_inbox(base: str, env: dict[str, str]) -> None:
-    """The README's walk-through: phones write via `atende sim send`, the agent sees tickets and replies,
-    the phone receives the reply (`atende sim inbox`), and /metrics counts it per session."""
+    """The README's walk-through: phones write via `atende sim send`, the demo's menu answers them and routes the
+    choice to a queue, the agent sees tickets and replies, the phone receives the reply (`atende sim inbox`),
+    closing sends the farewell and the survey, and the phone's rating is stored."""
 
     def sim(*args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "saas.cli", "sim", *args], env=env, capture_output=True,
@@ -91,11 +92,21 @@ def _phones_talk_to_the_demo_inbox(base: str, env: dict[str, str]) -> None:
             "--count", "2")  # fmt: skip
     while True:
         tickets = httpx.get(f"{base}/api/v1/tickets", headers=auth, timeout=10).json()["items"]
-        if len(tickets) == 3 and all(t["unread_count"] == 2 for t in tickets):
+        if (
+            len(tickets) == 3
+            and all(t["unread_count"] == 2 for t in tickets)
+            and all("1 - Vendas" in sim("inbox", "--phone", t["contact"]["phone"]) for t in tickets)
+        ):
             break
         assert time.monotonic() < deadline, f"tickets never arrived: {tickets}"
         time.sleep(0.2)
     ticket = tickets[0]
+    phone = ticket["contact"]["phone"]
+    assert "1 - Vendas" in sim("inbox", "--phone", phone)  # the chatbot menu answered the first message
+    sim("send", "--to", "+5511900000000", "--from", phone, "--text", "2")
+    while httpx.get(f"{base}/api/v1/tickets/{ticket['id']}", headers=auth, timeout=10).json()["queue_id"] is None:
+        assert time.monotonic() < deadline, "the menu choice never routed the ticket"
+        time.sleep(0.2)
     reply = httpx.post(
         f"{base}/api/v1/tickets/{ticket['id']}/messages", headers=auth, json={"text": "Olá!"}, timeout=10
     )
@@ -104,6 +115,16 @@ def _phones_talk_to_the_demo_inbox(base: str, env: dict[str, str]) -> None:
         assert time.monotonic() < deadline, "the reply never reached the phone"
         time.sleep(0.2)
     assert '"from":"+5511900000000"' in inbox
+    assert "fila de Suporte" in inbox  # the queue's greeting
+    closed = httpx.post(f"{base}/api/v1/tickets/{ticket['id']}/close", headers=auth, json={}, timeout=10)
+    assert closed.status_code == 200, closed.text
+    while "nota de 1 a 5" not in sim("inbox", "--phone", phone):
+        assert time.monotonic() < deadline, "the survey never reached the phone"
+        time.sleep(0.2)
+    sim("send", "--to", "+5511900000000", "--from", phone, "--text", "5")
+    while httpx.get(f"{base}/api/v1/dashboard", headers=auth, timeout=10).json()["satisfaction"]["answered"] != 1:
+        assert time.monotonic() < deadline, "the rating was never stored"
+        time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -75,3 +75,32 @@ async def test_migrate_fifty_tenants_twice_and_resume_after_a_failure(
             ids = [r["id"] for r in await conn.fetch(f"SELECT id FROM t_m{i:03d}.atende_migrations ORDER BY id")]
             assert ids == [m.id for m in tenant_migrations()]
             assert await conn.fetchval(f"SELECT count(*) FROM t_m{i:03d}.users") == 0
+
+
+async def test_ticketing_migration_keys_existing_contacts(database: str, unique_slug: Callable[[str], str]) -> None:
+    """m0007 on a schema with data: phone keys and LIDs are filled in, two rows of one person keep one key."""
+    from tenants.context import schema_transaction
+    from tenants.migrations import apply_pending
+    from tenants.naming import schema_for
+
+    schema = schema_for(unique_slug("old"))
+    before = [m for m in tenant_migrations() if m.id < "0007"]
+    async with schema_transaction(schema, create=True) as session:
+        await apply_pending(session.conn, schema, before)
+        await session.conn.execute(
+            "INSERT INTO contacts (wa_id, phone) VALUES ('551188887777@s.whatsapp.net', '+551188887777'),"
+            " ('5511988887777@s.whatsapp.net', '+5511988887777'), ('551133334444@s.whatsapp.net', '+551133334444'),"
+            " ('777@lid', NULL), ('120363000@g.us', NULL)"
+        )
+    async with schema_transaction(schema) as session:
+        assert await apply_pending(session.conn, schema, tenant_migrations()) == ["0007_ticketing"]
+        rows = await session.conn.fetch("SELECT wa_id, phone_key, lid FROM contacts ORDER BY id")
+    assert [(r["phone_key"], r["lid"]) for r in rows] == [
+        ("5511988887777", None),  # the legacy 12-digit mobile, keyed with the 9th digit
+        (None, None),  # the same person again: the older row keeps the key; the router resolves to it from now on
+        ("551133334444", None),  # a landline stays 12 digits
+        (None, "777@lid"),
+        (None, None),
+    ]
+    async with admin_connection(database) as conn:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
