@@ -19,10 +19,13 @@ from datetime import datetime
 
 import asyncpg
 
+from saas.effects import Effects
 from saas.queues.distribution import AgentLoad, QueueState, distribute
-from saas.tickets.lifecycle import Calendars, elapsed, lock_distribution, log_event
+from saas.tickets.lifecycle import Calendars, elapsed, fetch_tickets, lock_distribution, log_event, ticket_event
+from saas.workspace.service import load_settings
+from tenants.context import TenantSession
 
-__all__ = ["Assigned", "distribute_queues", "queues_of_user"]
+__all__ = ["Assigned", "distribute_now", "distribute_queues", "queues_of_user"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,16 @@ class Assigned:
 async def queues_of_user(conn: asyncpg.Connection, user_id: int) -> list[int]:
     rows = await conn.fetch("SELECT queue_id FROM queue_members WHERE user_id = $1 ORDER BY queue_id", user_id)
     return [r["queue_id"] for r in rows]
+
+
+async def distribute_now(session: TenantSession, queue_ids: Collection[int], *, now: datetime) -> Effects:
+    """Distribute the queues' waiting tickets now (a queue became automatic, gained members, an agent's capacity
+    grew); returns the events of the tickets assigned."""
+    conn = session.conn
+    calendars = Calendars(conn, await load_settings(conn))
+    assigned = await distribute_queues(conn, session.tenant.id, queue_ids, now=now, calendars=calendars)
+    tickets = await fetch_tickets(conn, {a.ticket_id for a in assigned})
+    return Effects(events=[ticket_event(t, was={"user_id": None, "queue_id": t.queue_id}) for t in tickets])
 
 
 async def distribute_queues(conn: asyncpg.Connection, tenant_id: int, queue_ids: Collection[int], *,

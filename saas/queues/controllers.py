@@ -10,10 +10,16 @@ from litestar.params import JSONBody
 
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
-from saas.auth.principal import principal_context
+from saas.auth.principal import Principal, principal_context
+from saas.effects import Effects
 from saas.params import Id
+from saas.queues.assign import distribute_now
 from saas.queues.schemas import QueueIn, QueueOut, QueuePage, QueueUpdate
 from saas.queues.service import create_queue, delete_queue, get_queue, list_queues, update_queue
+from saas.runtime import Runtime
+from saas.tickets.controllers import act
+from supervisor.wire import utcnow
+from tenants.context import TenantSession
 
 __all__ = ["QueueController"]
 
@@ -48,12 +54,15 @@ class QueueController(Controller):
         async with principal_context(caller.claims) as (_principal, session):
             return await get_queue(session, queue_id)
 
-    @patch("/{queue_id:int}", summary="Rename, recolor, change the greeting or the members",
-           guards=[requires(Permission.QUEUES_MANAGE)])  # fmt: skip
-    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], queue_id: Id,
-                     data: JSONBody[QueueUpdate]) -> QueueOut:  # fmt: skip
-        async with principal_context(caller.claims) as (principal, session):
-            return await update_queue(session, queue_id, data, actor_id=principal.user_id, origin=_origin(request))
+    @patch("/{queue_id:int}", summary="Change name, color, greeting, members, connections, distribution or hours "
+           "(waiting tickets are distributed again)", guards=[requires(Permission.QUEUES_MANAGE)])  # fmt: skip
+    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
+                     runtime: NamedDependency[Runtime], queue_id: Id, data: JSONBody[QueueUpdate]) -> QueueOut:  # fmt: skip
+        async def change(session: TenantSession, principal: Principal) -> tuple[QueueOut, Effects]:
+            queue = await update_queue(session, queue_id, data, actor_id=principal.user_id, origin=_origin(request))
+            return queue, await distribute_now(session, [queue_id], now=utcnow())
+
+        return await act(caller, runtime, change)
 
     @delete("/{queue_id:int}", summary="Delete a queue (its tickets lose their queue)", status_code=204,
             guards=[requires(Permission.QUEUES_MANAGE)])  # fmt: skip

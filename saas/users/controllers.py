@@ -14,9 +14,12 @@ from saas.audit.service import AuditPage, list_entries
 from saas.auth import ratelimit
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
-from saas.auth.principal import principal_context
+from saas.auth.principal import Principal, principal_context
+from saas.effects import Effects
 from saas.params import Id
+from saas.queues.assign import distribute_now, queues_of_user
 from saas.runtime import Runtime
+from saas.tickets.controllers import act
 from saas.users.schemas import (
     AcceptInvite,
     ChangePassword,
@@ -40,7 +43,8 @@ from saas.users.service import (
     issue_reset_token,
     list_users,
 )
-from tenants.context import tenant_context
+from supervisor.wire import utcnow
+from tenants.context import TenantSession, tenant_context
 
 __all__ = ["AccountController", "AuditController", "ProfileController", "UsersController"]
 
@@ -79,14 +83,19 @@ class UsersController(Controller):
                                                    name=data.name, role=data.role, origin=_origin(request))  # fmt: skip
         return InviteResult(user=user, invite_token=token, expires_at=expires)
 
-    @patch("/{user_id:int}", summary="Change a user's role or name (a role change ends their sessions)",
+    @patch("/{user_id:int}", summary="Change a user's role, name or capacity (a role change ends their sessions)",
            guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip
-    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], user_id: Id,
-                     data: JSONBody[UserUpdate]) -> UserOut:  # fmt: skip
-        async with principal_context(caller.claims) as (principal, session):
-            return await do_update(session, actor_id=principal.user_id, user_id=user_id, role=_value(data.role),
+    async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
+                     runtime: NamedDependency[Runtime], user_id: Id, data: JSONBody[UserUpdate]) -> UserOut:  # fmt: skip
+        async def change(session: TenantSession, principal: Principal) -> tuple[UserOut, Effects]:
+            user = await do_update(session, actor_id=principal.user_id, user_id=user_id, role=_value(data.role),
                                    name=_value(data.name), capacity=_value(data.capacity),
                                    origin=_origin(request))  # fmt: skip
+            if data.capacity is msgspec.UNSET:
+                return user, Effects()
+            return user, await distribute_now(session, await queues_of_user(session.conn, user_id), now=utcnow())
+
+        return await act(caller, runtime, change)
 
     @post("/{user_id:int}/disable", summary="Disable a user (ends their sessions)", status_code=200,
           guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip

@@ -296,3 +296,25 @@ async def test_silent_sockets_go_offline_through_the_sweep(harness: Harness, mon
 
 async def _swept(h: Harness) -> bool:
     return await h.worker.presence_once() >= 1
+
+
+async def test_making_a_queue_automatic_or_raising_capacity_distributes_the_waiting(harness: Harness) -> None:
+    h = harness
+    ana = await _agent(h, "Ana")
+    await h.value("UPDATE users SET capacity = 1 WHERE id = $1", ana)
+    queue = await h.value("INSERT INTO queues (name) VALUES ('Manual') RETURNING id")
+    await h.value("INSERT INTO queue_members VALUES ($1, $2)", queue, ana)
+    await h.value("INSERT INTO queue_connections VALUES ($1, $2)", queue, h.connection_id)
+    for i in range(3):
+        await h.say(f"55119000055{i:02d}@s.whatsapp.net", "oi")
+    assert await h.value("SELECT count(*) FROM tickets WHERE user_id IS NULL") == 3  # manual: they wait
+    async with app_client(create_app(h.settings)) as client:
+        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
+                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        changed = await client.patch(f"/api/v1/queues/{queue}", headers=auth, json={"strategy": "least_busy"})
+        assert changed.status_code == 200, changed.text
+        assert await h.value("SELECT count(*) FROM tickets WHERE user_id = $1", ana) == 1  # up to her capacity
+        raised = await client.patch(f"/api/v1/users/{ana}", headers=auth, json={"capacity": 3})
+        assert (raised.status_code, raised.json()["capacity"]) == (200, 3)
+        assert await h.value("SELECT count(*) FROM tickets WHERE user_id = $1", ana) == 3
