@@ -18,6 +18,7 @@ from saas.dashboard.controllers import DashboardController
 from saas.errors import document_problems, exception_handlers
 from saas.events import events_socket
 from saas.health.controllers import HealthController
+from saas.hooks.controllers import WebhookController
 from saas.observability import RequestObserver, init_sentry
 from saas.params import strict_json_body
 from saas.platform.controllers import PlatformController
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> Litestar:
             DashboardController,
             ConnectionController,
             WorkspaceController,
+            WebhookController,
             events_socket,
             *ui_route_handlers(),
         ],

@@ -70,6 +70,7 @@ _DESCRIPTIONS = {
     404: "Not found, or not visible to the caller",
     405: "Method not allowed",
     409: "Conflict with the current state",
+    413: "Payload too large",
     415: "Unsupported media type",
     429: "Rate limited; see Retry-After",
     500: "Internal error",
@@ -101,6 +102,8 @@ def document_problems(app: Litestar) -> None:
         statuses = [400, 405, 415, 500]
         if path.startswith("/api/"):
             statuses += [401, 403, 404, 409, 429]
+        elif path.startswith("/hooks/"):
+            statuses += [401, 404, 413, 429]
         if path == "/readyz":
             statuses.append(503)
         for method in ("get", "put", "post", "delete", "patch"):

@@ -12,6 +12,7 @@ from saas.settings import Settings
 from supervisor.media import MediaStore, store_from_settings
 from supervisor.streams import StreamKeys
 from tenants import db
+from tenants.secrets import MasterKeys
 
 __all__ = ["Runtime"]
 
@@ -26,6 +27,7 @@ class Runtime:
     keys: StreamKeys = field(init=False)
     owns_pool: bool = False
     media_store: MediaStore | None = None
+    _masters: MasterKeys | None = None
 
     def __post_init__(self) -> None:
         self.settings.require("secret_key")
@@ -59,6 +61,15 @@ class Runtime:
             self.redis = None
         if self.owns_pool:
             await db.stop()
+
+    @property
+    def masters(self) -> MasterKeys:
+        """The master keys that unwrap tenants' data keys (secrets at rest); ``ATENDE_MASTER_KEY`` must be set."""
+        if self._masters is None:
+            self.settings.require("master_key")
+            assert self.settings.master_key is not None
+            self._masters = MasterKeys.from_strings(self.settings.master_key, self.settings.previous_master_keys)
+        return self._masters
 
     @property
     def media(self) -> MediaStore:

@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     previous_secret_keys: tuple[str, ...] = ()
     access_token_ttl_s: int = 900
     api_rate_per_min: int = 1200
+    webhook_rate_per_min: int = 6000
     sessions_per_host: int = 250
     media_store: Literal["file", "s3"] = "file"
     media_dir: Path | None = None  # default: <data_dir>/media
@@ -178,6 +179,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ATENDE_PREVIOUS_SECRET_KEYS", "previous_secret_keys", _secrets, "comma-separated earlier signing keys, still accepted while tokens signed with them expire (key rotation)"),
     EnvVar("ATENDE_ACCESS_TOKEN_TTL", "access_token_ttl_s", _int_range(60, 86400), "access token lifetime in seconds (default 900)"),
     EnvVar("ATENDE_API_RATE_PER_MIN", "api_rate_per_min", _int_range(10, 1_000_000), "API requests per user per minute before 429 (default 1200)"),
+    EnvVar("ATENDE_WEBHOOK_RATE_PER_MIN", "webhook_rate_per_min", _int_range(10, 1_000_000), "provider webhook deliveries per connection per minute before 429 (default 6000)"),
     EnvVar("ATENDE_STREAM_SHARDS", "stream_shards", _int_range(1, 1024), "inbound stream shards; change only on an empty pipeline (default 4)"),
     EnvVar("ATENDE_SESSIONS_PER_HOST", "sessions_per_host", _int_range(1, 5000), "WhatsApp sessions per Ray session host (default 250)"),
     EnvVar("ATENDE_CORS_ORIGINS", "cors_origins", _csv, "comma-separated origins allowed by CORS (default: none)"),

@@ -14,10 +14,22 @@ from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.dashboard.service import Dashboard, dashboard
 from supervisor.wire import utcnow
+from tenants.errors import InvalidInput
 
 __all__ = ["DashboardController"]
 
 OptionalId = Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)]
+ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+WHEN = "an ISO 8601 instant with its zone, e.g. 2026-12-01T00:00:00-03:00"
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be {WHEN}", field=name) from exc
 
 
 class DashboardController(Controller):
@@ -29,12 +41,13 @@ class DashboardController(Controller):
     async def index(
         self,
         caller: NamedDependency[Caller],
-        period_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
-        period_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        period_from: Annotated[str | None, QueryParameter(name="from", pattern=ISO, description=WHEN)] = None,
+        period_to: Annotated[str | None, QueryParameter(name="to", pattern=ISO, description=WHEN)] = None,
         queue_id: OptionalId = None,
         user_id: OptionalId = None,
         connection_id: OptionalId = None,
     ) -> Dashboard:
         async with principal_context(caller.claims) as (principal, session):
-            return await dashboard(session, principal, period_from=period_from, period_to=period_to, now=utcnow(),
+            return await dashboard(session, principal, period_from=_when(period_from, "from"),
+                                   period_to=_when(period_to, "to"), now=utcnow(),
                                    queue_id=queue_id, user_id=user_id, connection_id=connection_id)  # fmt: skip

@@ -1,0 +1,180 @@
+"""Provider webhooks on the real stack: a signed Cloud API / WAHA / Evolution delivery becomes a ticket through the
+router; forged, unsigned or misaddressed deliveries leave nothing behind; secrets are sealed at rest and never
+returned; each connection's delivery rate is limited atomically across two API workers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from saas.app import create_app
+from saas.connections.service import create_connection
+from saas.router.worker import RouterWorker
+from saas.settings import Settings
+from supervisor.streams import StreamKeys
+from tenants.context import tenant_context
+from tenants.provisioning import TenantInfo
+from tenants.secrets import is_sealed
+from tests.conftest import app_client
+
+MakeTenant = Callable[..., Awaitable[TenantInfo]]
+SECRET = "meta-app-secret-0123456789"
+
+
+def _cloud(message_id: str, text: str, phone: str = "5511988887777") -> bytes:
+    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
+        "value": {"contacts": [{"profile": {"name": "Maria"}, "wa_id": phone}],
+                  "messages": [{"from": phone, "id": message_id, "timestamp": "1700000000", "type": "text",
+                                "text": {"body": text}}]}}]}]}).encode()  # fmt: skip
+
+
+def _signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {"x-hub-signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+            "content-type": "application/json"}  # fmt: skip
+
+
+async def _setup(settings: Settings, make_tenant: MakeTenant, provider: str) -> tuple[TenantInfo, int, str, Settings]:
+    tenant = await make_tenant("hooks")
+    async with tenant_context(tenant.slug) as session:
+        connection = await create_connection(session, name="WABA", provider=provider, desired_state="stopped",
+                                             business_number="+55119" + str(uuid.uuid4().int)[:8])  # fmt: skip
+    keys = StreamKeys(f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}", shards=2)
+    own = msgspec.structs.replace(settings, redis_prefix=keys.prefix, stream_shards=keys.shards)
+    return tenant, connection.id, connection.connection_key, own
+
+
+async def _admin(client: httpx.AsyncClient, tenant: TenantInfo) -> dict[str, str]:
+    login = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "password": "correct horse",
+                                                           "email": f"admin@{tenant.slug}.example"})  # fmt: skip
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def _route(settings: Settings, redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        worker = RouterWorker(redis, StreamKeys(settings.redis_prefix, settings.stream_shards))
+        for shard in range(settings.stream_shards):
+            consumer = worker.consumer(shard)
+            await consumer.ensure_group()
+            while entries := await consumer.read(500, block_ms=None):
+                await worker.process(consumer, entries)
+    finally:
+        await redis.aclose()
+
+
+async def _count(tenant: TenantInfo, sql: str) -> Any:
+    async with tenant_context(tenant.slug) as session:
+        return await session.conn.fetchval(sql)
+
+
+async def test_cloud_api_deliveries_signed_sealed_and_routed(
+    settings: Settings, make_tenant: MakeTenant, redis_url: str
+) -> None:
+    tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
+    path = f"/hooks/cloud/{key}"
+    async with app_client(create_app(own)) as client:
+        admin = await _admin(client, tenant)
+        body = _cloud("wamid.1", "Oi, vim pelo webhook")
+        unconfigured = await client.post(path, content=body, headers=_signed(body))
+        assert (unconfigured.status_code, unconfigured.json()["code"]) == (401, "invalid_signature")  # fail closed
+
+        saved = await client.patch(f"/api/v1/connections/{connection_id}", headers=admin,
+                                   json={"webhook_secret": SECRET, "webhook_verify_token": "my-verify-token"})  # fmt: skip
+        assert saved.status_code == 200, saved.text
+        assert (saved.json()["webhook_path"], saved.json()["has_webhook_secret"]) == (path, True)
+        assert SECRET not in saved.text
+        async with tenant_context(tenant.slug) as session:
+            stored = await session.conn.fetchrow("SELECT webhook_secret, webhook_verify_token FROM connections")
+        assert stored is not None and all(is_sealed(v) and SECRET.encode() not in v for v in stored)
+        audit = (await client.get("/api/v1/audit", headers=admin)).json()["items"][0]
+        assert audit["details"]["webhook_secret"] == "changed"  # the audit log names the change, never the value
+
+        handshake = await client.get(path, params={"hub.mode": "subscribe", "hub.verify_token": "my-verify-token",
+                                                   "hub.challenge": "73921"})  # fmt: skip
+        assert (handshake.status_code, handshake.text) == (200, "73921")
+        refused = await client.get(path, params={"hub.mode": "subscribe", "hub.verify_token": "guess",
+                                                 "hub.challenge": "1"})  # fmt: skip
+        assert refused.status_code == 401
+
+        forged = await client.post(path, content=body, headers=_signed(body, "not-the-secret"))
+        assert forged.status_code == 401
+        tampered = await client.post(path, content=body.replace(b"Oi", b"Ei"), headers=_signed(body))
+        assert tampered.status_code == 401
+        unsigned = await client.post(path, content=body, headers={"content-type": "application/json"})
+        assert unsigned.status_code == 401
+        for wrong in (f"/hooks/waha/{key}", f"/hooks/cloud/{'x' * 32}", "/hooks/telegram/" + key):
+            assert (await client.post(wrong, content=body, headers=_signed(body))).status_code == 404
+        await _route(own, redis_url)
+        assert await _count(tenant, "SELECT count(*) FROM messages") == 0  # nothing unproven was kept
+
+        for _ in range(2):  # Meta retries deliveries: the second is the same message
+            accepted = await client.post(path, content=body, headers=_signed(body))
+            assert (accepted.status_code, accepted.json()) == (200, {"accepted": 1})
+        junk = b'{"object": "whatsapp_business_account", "entry": "nope"}'
+        assert (await client.post(path, content=junk, headers=_signed(junk))).json() == {"accepted": 0}
+        not_json = b"<html>"
+        assert (await client.post(path, content=not_json, headers=_signed(not_json))).status_code == 400
+    await _route(own, redis_url)
+    assert await _count(tenant, "SELECT count(*) FROM messages") == 1
+    assert await _count(tenant, "SELECT push_name FROM contacts") == "Maria"
+    assert await _count(tenant, "SELECT count(*) FROM tickets") == 1
+
+
+async def test_waha_and_evolution_deliveries(settings: Settings, make_tenant: MakeTenant, redis_url: str) -> None:
+    for provider in ("waha", "evolution"):
+        tenant, connection_id, key, own = await _setup(settings, make_tenant, provider)
+        async with app_client(create_app(own)) as client:
+            admin = await _admin(client, tenant)
+            await client.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
+            if provider == "waha":
+                body = json.dumps({"event": "message", "session": "default", "payload": {
+                    "id": "false_5511977776666@c.us_1", "timestamp": 1700000000, "from": "5511977776666@c.us",
+                    "fromMe": False, "body": "olá do WAHA"}}).encode()  # fmt: skip
+                good = {"x-webhook-hmac": hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest(),
+                        "x-webhook-hmac-algorithm": "sha512"}  # fmt: skip
+                bad = {"x-webhook-hmac": "00" * 64}
+            else:
+                body = json.dumps({"event": "messages.upsert", "instance": "loja", "data": {
+                    "key": {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": "EVO1"},
+                    "pushName": "Rui", "message": {"conversation": "olá da Evolution"},
+                    "messageTimestamp": 1700000000}}).encode()  # fmt: skip
+                good, bad = {"apikey": SECRET}, {"apikey": "wrong-key-123"}
+            assert (await client.post(f"/hooks/{provider}/{key}", content=body, headers=bad)).status_code == 401
+            accepted = await client.post(f"/hooks/{provider}/{key}", content=body, headers=good)
+            assert (accepted.status_code, accepted.json()) == (200, {"accepted": 1}), provider
+        await _route(own, redis_url)
+        assert await _count(tenant, "SELECT body FROM messages") in ("olá do WAHA", "olá da Evolution")
+
+
+@pytest.mark.parametrize("workers", [2])
+async def test_delivery_rate_is_limited_per_connection_across_workers(
+    settings: Settings, make_tenant: MakeTenant, workers: int
+) -> None:
+    tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
+    own = msgspec.structs.replace(own, webhook_rate_per_min=10)
+    _, _, other_key, _ = await _setup(settings, make_tenant, "cloud")
+    async with app_client(create_app(own)) as first, app_client(create_app(own)) as second:
+        admin = await _admin(first, tenant)
+        await first.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
+        bodies = [_cloud(f"wamid.{i}", f"m{i}") for i in range(30)]
+        clients = [first, second]
+        answers = await asyncio.gather(*(clients[i % workers].post(f"/hooks/cloud/{key}", content=b,
+                                                                   headers=_signed(b)) for i, b in enumerate(bodies)))  # fmt: skip
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(200) == 10 and statuses.count(429) == 20
+        limited = next(a for a in answers if a.status_code == 429)
+        assert limited.json()["code"] == "rate_limited" and int(limited.headers["retry-after"]) > 0
+        # Another connection has its own budget (it is unsigned, so it stops at the signature, past the limit).
+        assert (
+            await second.post(f"/hooks/cloud/{other_key}", content=bodies[0], headers=_signed(bodies[0]))
+        ).status_code == 401
