@@ -31,6 +31,7 @@ from saas.tickets.controllers import SearchController, TicketController
 from saas.tickets.media import MediaController
 from saas.users.controllers import AccountController, AuditController, ProfileController, UsersController
 from saas.workspace.controllers import WorkspaceController
+from saas.workspace.directory import DirectoryController
 from ui.pages import template_config, ui_route_handlers
 
 __all__ = ["create_app"]
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Litestar:
             DashboardController,
             ConnectionController,
             WorkspaceController,
+            DirectoryController,
             WebhookController,
             events_socket,
             *ui_route_handlers(),

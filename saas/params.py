@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import ValidationException
 from litestar.params import PathParameter
 
@@ -15,7 +16,9 @@ __all__ = ["Id", "strict_json_body"]
 Id = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
-_strict_types: dict[int, Any] = {}
+# id(handler) -> (handler, body type). Holding the handler keeps its id from being reused by another app's handler
+# once its own app is gone (tests build many apps); handlers are made once per route, so this stays small.
+_strict_types: dict[int, tuple[Any, Any]] = {}
 
 
 async def strict_json_body(request: Request[Any, Any, Any]) -> None:
@@ -26,12 +29,15 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
     body is cached by the request, so the handler's own parsing costs no second read.)
     """
     handler = request.route_handler
-    key = id(handler)
-    if key not in _strict_types:
+    if id(handler) not in _strict_types:
         data = handler.parsed_fn_signature.parameters.get("data")
-        _strict_types[key] = None if data is None else data.annotation
-    target = _strict_types[key]
-    if target is None or "json" not in request.headers.get("content-type", "json"):
+        # The handler's declared encoding decides, not the request's Content-Type: Litestar reads a JSON body
+        # whatever the client labels it, so a ``text/plain`` label must not skip the check.
+        media_type = getattr(None if data is None else data.kwarg_definition, "media_type", RequestEncodingType.JSON)
+        expected = data.annotation if data is not None and media_type == RequestEncodingType.JSON else None
+        _strict_types[id(handler)] = (handler, expected)
+    target = _strict_types[id(handler)][1]
+    if target is None:
         return
     body = await request.body()
     if not body.strip():

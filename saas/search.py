@@ -12,10 +12,12 @@ import bisect
 import re
 import time
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
-__all__ = ["body_document", "contact_document", "digits_of", "fold", "tsquery", "word_frequency"]
+__all__ = ["body_document", "contact_clause", "contact_document", "digits_of", "fold", "tsquery", "word_frequency"]
 
 _ACCENTED = "áàâãäåéèêëíìîïóòôõöúùûüçñý"
 _PLAIN = "aaaaaaeeeeiiiiooooouuuucny"
@@ -52,6 +54,25 @@ def tsquery(text: str, *, max_words: int = 8) -> str | None:
 
 def digits_of(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
+
+
+_LETTERS = re.compile(r"[a-z]+")
+
+
+def contact_clause(text: str, arg: Callable[[Any], str], alias: str = "c") -> str:
+    """SQL matching a contact to what someone typed: every word (letters) a prefix of a word of the names, and the
+    digits, when there are at least three, inside the phone — as WhatsApp reports it or in its canonical form
+    (Brazil's 9th digit), so "(21) 98765-4321" finds +552187654321. ``arg`` adds a parameter, returns ``$n``."""
+    clauses = []
+    words = _LETTERS.findall(fold(text))[:8]
+    if words:
+        query = " & ".join(f"{w}:*" for w in words)
+        clauses.append(f"{contact_document(alias)} @@ to_tsquery('simple', {arg(query)})")
+    digits = digits_of(text)
+    if len(digits) >= 3:
+        pattern = arg("%" + digits + "%")
+        clauses.append(f"({alias}.phone LIKE {pattern} OR {alias}.phone_key LIKE {pattern})")
+    return "(" + " AND ".join(clauses) + ")" if clauses else "false"
 
 
 # -- how common a word is: PostgreSQL's own statistics, read directly ---------------------------------------------------

@@ -3,7 +3,8 @@
 The HTML carries no tenant data, so there is no auth check here: the access token lives in the browser's
 ``sessionStorage`` and the scripts go to ``/login`` when it is missing or the API answers 401. Every page
 forbids inline scripts and styles, framing and MIME sniffing, and may connect only to its own origin (HTTP and
-the events WebSocket).
+the events WebSocket). Images and audio/video may also come from ``blob:`` URLs: conversation media is fetched
+with the Bearer token and shown through ``URL.createObjectURL``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def content_security_policy(host: str | None) -> str:
         "default-src": "'none'",
         "script-src": "'self'",
         "style-src": "'self'",
-        "img-src": "'self'",
+        "img-src": "'self' blob:",
+        "media-src": "'self' blob:",
         "font-src": "'self'",
         "connect-src": " ".join(connect),
         "base-uri": "'none'",
@@ -98,7 +100,7 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
 
 
 class PageController(Controller):
-    """``/``, ``/login`` and ``/inbox``: HTML shells; the data comes from the API."""
+    """``/``, ``/login``, ``/inbox`` and ``/dashboard``: HTML shells; the data comes from the API."""
 
     path = "/"
     include_in_schema = False
@@ -115,6 +117,10 @@ class PageController(Controller):
     @get("/inbox", name="ui:inbox")
     async def inbox(self) -> Template:
         return Template(template_name="inbox.html", context={"title": "Inbox"})
+
+    @get("/dashboard", name="ui:dashboard")
+    async def dashboard(self) -> Template:
+        return Template(template_name="dashboard.html", context={"title": "Dashboard"})
 
 
 def ui_route_handlers() -> list[ControllerRouterHandler]:

@@ -52,7 +52,7 @@ class ConnectionUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     provider's deliveries; ``webhook_verify_token``: the Cloud API handshake token. Both are sealed at rest and
     never returned; null removes one."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | msgspec.UnsetType = msgspec.UNSET
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")] | msgspec.UnsetType = msgspec.UNSET
     greeting: Annotated[str, msgspec.Meta(max_length=4096)] | msgspec.UnsetType = msgspec.UNSET
     bot: Bot | msgspec.UnsetType | None = msgspec.UNSET
     queue_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]],

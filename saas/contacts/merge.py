@@ -36,14 +36,67 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
     drops = [d for d in drops if d in by_id]
     changed: list[int] = []
 
-    # Active tickets on the same connection: the kept contact's ticket absorbs the dropped one's messages.
+    # One dropped contact at a time, so two of them with active tickets on one connection fold in turn: the kept
+    # contact's active ticket absorbs each clashing ticket's messages and the clashing ticket is closed.
+    for drop in drops:
+        changed += await _fold_tickets(conn, keep_id, drop, reason=reason, actor_id=actor_id)
+    await conn.execute("UPDATE contact_notes SET contact_id = $1 WHERE contact_id = ANY($2::bigint[])", keep_id, drops)
+    await conn.execute(
+        "INSERT INTO contact_tags (contact_id, tag_id) SELECT $1, tag_id FROM contact_tags"
+        " WHERE contact_id = ANY($2::bigint[]) ON CONFLICT DO NOTHING",
+        keep_id, drops,
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO out_of_hours_notices (contact_id, scope, window_key, sent_at)"
+        " SELECT $1, scope, window_key, sent_at FROM out_of_hours_notices WHERE contact_id = ANY($2::bigint[])"
+        " ON CONFLICT DO NOTHING",
+        keep_id, drops,
+    )  # fmt: skip
+    # One survey at most waits per connection: the kept contact's, else the newest.
+    await conn.execute(
+        """
+        UPDATE csat_surveys SET state = 'expired'
+        WHERE contact_id = ANY($2::bigint[]) AND state = 'asked' AND id NOT IN (
+            SELECT DISTINCT ON (connection_id) id FROM csat_surveys
+            WHERE contact_id = ANY($2::bigint[]) AND state = 'asked'
+            ORDER BY connection_id, (contact_id = $1) DESC, id DESC)
+        """,
+        keep_id, [keep_id, *drops],
+    )  # fmt: skip
+    await conn.execute("UPDATE csat_surveys SET contact_id = $1 WHERE contact_id = ANY($2::bigint[])", keep_id, drops)
+
+    keep = by_id[keep_id]
+    merged = {"name": keep["name"], "phone": keep["phone"], "phone_key": keep["phone_key"], "lid": keep["lid"],
+              "email": keep["email"], "push_name": keep["push_name"]}  # fmt: skip
+    fields = "{}"
+    for row in (by_id[d] for d in drops):
+        for column in merged:
+            merged[column] = merged[column] or row[column]
+        fields = await conn.fetchval("SELECT $1::jsonb || $2::jsonb", fields, row["custom_fields"])
+    # The dropped rows go first: their keys are unique and move to the kept row.
+    await conn.execute("DELETE FROM contacts WHERE id = ANY($1::bigint[])", drops)
+    await conn.execute(
+        """
+        UPDATE contacts SET name = $2, phone = $3, phone_key = $4, lid = $5, email = $6, push_name = $7,
+               custom_fields = $8::jsonb || custom_fields, updated_at = now()
+        WHERE id = $1
+        """,
+        keep_id, merged["name"], merged["phone"], merged["phone_key"], merged["lid"], merged["email"],
+        merged["push_name"], fields,
+    )  # fmt: skip
+    return sorted(set(changed))
+
+
+async def _fold_tickets(conn: asyncpg.Connection, keep_id: int, drop: int, *, reason: str,
+                        actor_id: int | None) -> list[int]:  # fmt: skip
+    changed: list[int] = []
     clashes = await conn.fetch(
         """
         SELECT d.id AS drop_ticket, k.id AS keep_ticket FROM tickets d
         JOIN tickets k ON k.contact_id = $1 AND k.connection_id = d.connection_id AND k.status <> 'closed'
-        WHERE d.contact_id = ANY($2::bigint[]) AND d.status <> 'closed'
+        WHERE d.contact_id = $2 AND d.status <> 'closed'
         """,
-        keep_id, drops,
+        keep_id, drop,
     )  # fmt: skip
     for clash in clashes:
         await conn.execute("UPDATE messages SET ticket_id = $2 WHERE ticket_id = $1", clash["drop_ticket"],
@@ -65,52 +118,7 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
         await log_event(conn, clash["drop_ticket"], "merged", actor_id=actor_id,
                         details={"into_ticket_id": clash["keep_ticket"], "reason": reason})  # fmt: skip
         changed += [clash["drop_ticket"], clash["keep_ticket"]]
-
     moved = await conn.fetch(
-        "UPDATE tickets SET contact_id = $1, updated_at = now() WHERE contact_id = ANY($2::bigint[]) RETURNING id",
-        keep_id, drops,
-    )  # fmt: skip
-    changed += [r["id"] for r in moved]
-    await conn.execute("UPDATE contact_notes SET contact_id = $1 WHERE contact_id = ANY($2::bigint[])", keep_id, drops)
-    await conn.execute(
-        "INSERT INTO contact_tags (contact_id, tag_id) SELECT $1, tag_id FROM contact_tags"
-        " WHERE contact_id = ANY($2::bigint[]) ON CONFLICT DO NOTHING",
-        keep_id, drops,
-    )  # fmt: skip
-    await conn.execute(
-        "INSERT INTO out_of_hours_notices (contact_id, scope, window_key, sent_at)"
-        " SELECT $1, scope, window_key, sent_at FROM out_of_hours_notices WHERE contact_id = ANY($2::bigint[])"
-        " ON CONFLICT DO NOTHING",
-        keep_id, drops,
-    )  # fmt: skip
-    # A survey still waiting on the dropped side gives way to one waiting on the kept side.
-    await conn.execute(
-        """
-        UPDATE csat_surveys d SET state = 'expired' WHERE d.contact_id = ANY($2::bigint[]) AND d.state = 'asked'
-          AND EXISTS (SELECT 1 FROM csat_surveys k WHERE k.contact_id = $1 AND k.connection_id = d.connection_id
-                      AND k.state = 'asked')
-        """,
-        keep_id, drops,
-    )  # fmt: skip
-    await conn.execute("UPDATE csat_surveys SET contact_id = $1 WHERE contact_id = ANY($2::bigint[])", keep_id, drops)
-
-    keep = by_id[keep_id]
-    merged = {"name": keep["name"], "phone": keep["phone"], "phone_key": keep["phone_key"], "lid": keep["lid"],
-              "email": keep["email"], "push_name": keep["push_name"]}  # fmt: skip
-    fields = "{}"
-    for drop in (by_id[d] for d in drops):
-        for column in merged:
-            merged[column] = merged[column] or drop[column]
-        fields = await conn.fetchval("SELECT $1::jsonb || $2::jsonb", fields, drop["custom_fields"])
-    # The dropped rows go first: their keys are unique and move to the kept row.
-    await conn.execute("DELETE FROM contacts WHERE id = ANY($1::bigint[])", drops)
-    await conn.execute(
-        """
-        UPDATE contacts SET name = $2, phone = $3, phone_key = $4, lid = $5, email = $6, push_name = $7,
-               custom_fields = $8::jsonb || custom_fields, updated_at = now()
-        WHERE id = $1
-        """,
-        keep_id, merged["name"], merged["phone"], merged["phone_key"], merged["lid"], merged["email"],
-        merged["push_name"], fields,
-    )  # fmt: skip
-    return sorted(set(changed))
+        "UPDATE tickets SET contact_id = $1, updated_at = now() WHERE contact_id = $2 RETURNING id", keep_id, drop
+    )
+    return changed + [r["id"] for r in moved]

@@ -73,7 +73,7 @@ class MergeContacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class ContactNoteIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"\S")]
 
 
 class ContactNoteOut(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,7 +20,7 @@ from saas.contacts.merge import merge_contacts
 from saas.contacts.phones import normalize_phone, phone_key
 from saas.contacts.schemas import ContactDetail, ContactIn, ContactNoteOut, ContactPage, ContactUpdate
 from saas.effects import Effects
-from saas.search import contact_document, digits_of, tsquery
+from saas.search import contact_clause
 from saas.tickets.lifecycle import (
     MESSAGE_COLUMNS,
     TICKET_COLUMNS,
@@ -30,7 +30,7 @@ from saas.tickets.lifecycle import (
     ticket_from_row,
 )
 from saas.tickets.schemas import MessagePage, TagOut, TicketPage
-from saas.tickets.service import decode_cursor, encode_cursor, visibility, visible_sql
+from saas.tickets.service import encode_cursor, int_cursor, visibility, visible_sql
 from supervisor.realtime import RealtimeEvent
 from tenants.context import TenantSession
 from tenants.errors import Conflict, InvalidInput, NotFound
@@ -98,23 +98,14 @@ async def list_contacts(session: TenantSession, *, q: str | None, tag_id: int | 
         return f"${len(params)}"
 
     if q:
-        clauses = []
-        words = tsquery(q)
-        if words is not None:
-            clauses.append(f"{contact_document('c')} @@ to_tsquery('simple', {arg(words)})")
-        digits = digits_of(q)
-        if len(digits) >= 3:
-            clauses.append(f"c.phone LIKE {arg('%' + digits + '%')}")
-        where.append("(" + " OR ".join(clauses) + ")" if clauses else "false")
+        where.append(contact_clause(q, arg))
     if tag_id is not None:
         where.append(f"EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.contact_id = c.id AND ct.tag_id = {arg(tag_id)})")
     if blocked is not None:
         where.append("c.blocked_at IS NOT NULL" if blocked else "c.blocked_at IS NULL")
-    if cursor:
-        try:
-            where.append(f"c.id < {arg(int(decode_cursor(cursor, 1)[0]))}")
-        except ValueError as exc:
-            raise InvalidInput("invalid cursor", field="cursor") from exc
+    before = int_cursor(cursor)
+    if before is not None:
+        where.append(f"c.id < {arg(before)}")
     rows = await session.conn.fetch(
         f"SELECT {_COLUMNS} FROM contacts c WHERE {' AND '.join(where)} ORDER BY c.id DESC LIMIT {arg(limit + 1)}",
         *params,
@@ -230,7 +221,7 @@ async def contact_tickets(session: TenantSession, contact_id: int, viewer: Princ
                           cursor: str | None) -> TicketPage:  # fmt: skip
     """Every ticket of the contact, newest first."""
     await _can_see_history(session, contact_id, viewer)
-    before = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    before = int_cursor(cursor)
     rows = await session.conn.fetch(
         f"SELECT {TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.contact_id = $1"
         " AND ($2::bigint IS NULL OR t.id < $2) ORDER BY t.id DESC LIMIT $3",
@@ -244,7 +235,7 @@ async def contact_history(session: TenantSession, contact_id: int, viewer: Princ
                           cursor: str | None) -> MessagePage:  # fmt: skip
     """Every message with the contact across tickets: the latest page, oldest first (like one ticket's)."""
     await _can_see_history(session, contact_id, viewer)
-    before = int(decode_cursor(cursor, 1)[0]) if cursor else None
+    before = int_cursor(cursor)
     rows = await session.conn.fetch(
         f"""
         SELECT {MESSAGE_COLUMNS} FROM messages m

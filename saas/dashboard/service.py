@@ -3,9 +3,14 @@
 The times are recorded on each ticket when they happen (see :mod:`saas.tickets.actions`), on the wall clock and
 in business hours (the ticket's queue calendar, else the tenant's):
 
-* **waiting** — from the ticket's (re)opening until an agent took it; counted in the period it was taken;
-* **first response** — until an agent's first message; counted in the period of that message;
-* **resolution** — until it was closed; counted in the period it was closed (and attributed to its agent).
+* **waiting** — from the ticket's start until an agent first took it; counted in the period it was taken;
+* **first response** — from its start until an agent's first message; counted in the period of that message;
+* **resolution** — from its start (or its latest reopening) until its latest close; counted in the period it was
+  closed (and attributed to its agent).
+
+A ticket's start is its creation, or its latest reopening if it was reopened before the moment measured. Waiting
+and first response are each recorded once per ticket (a reopened ticket keeps them, so past periods never change);
+a ticket reopened and closed again reports its latest resolution.
 
 Satisfaction counts surveys answered in the period. Supervisors see the tickets of their queues (the visibility
 rule), admins everything.

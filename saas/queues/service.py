@@ -116,6 +116,8 @@ async def update_queue(session: TenantSession, queue_id: int, data: QueueUpdate,
     await get_queue(session, queue_id)
     changes: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(data).items()
                                if v is not msgspec.UNSET and k not in ("member_ids", "connection_ids")}  # fmt: skip
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()  # as on creation, so " Sales" cannot pass for another "Sales"
     if "hours" in changes:
         changes["hours"] = await _check_hours(session, changes["hours"])
     if changes:

@@ -13,7 +13,7 @@ from tenants.errors import Conflict, NotFound
 
 __all__ = ["TagIn", "TagNotFound", "TagUpdate", "create_tag", "delete_tag", "list_tags", "update_tag"]
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"\S")]  # stored stripped: not blank
 Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 

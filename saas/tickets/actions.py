@@ -339,7 +339,8 @@ async def reopen(
         """
         UPDATE tickets SET status = CASE WHEN $2::bigint IS NULL THEN 'pending' ELSE 'open' END, user_id = $2,
                closed_at = NULL, closed_by = NULL, reopened_at = $3, reopened_count = reopened_count + 1,
-               accepted_at = CASE WHEN $2::bigint IS NULL THEN accepted_at ELSE $3 END, updated_at = now()
+               accepted_at = CASE WHEN $2::bigint IS NULL THEN accepted_at ELSE coalesce(accepted_at, $3) END,
+               updated_at = now()
         WHERE id = $1
         """,
         ticket_id, user_id, change.now,
@@ -406,9 +407,12 @@ async def set_tags(
 async def mark_read(session: TenantSession, ticket_id: int, viewer: Principal) -> tuple[TicketOut, Effects]:
     change = _Change(session, utcnow())
     row = await _lock(session, ticket_id, viewer)
-    await session.conn.execute("UPDATE tickets SET unread_count = 0 WHERE id = $1 AND unread_count <> 0", row["id"])
-    change.touch(ticket_id)
-    return await change.finish(ticket_id), change.effects
+    status = await session.conn.execute("UPDATE tickets SET unread_count = 0 WHERE id = $1 AND unread_count <> 0",
+                                        row["id"])  # fmt: skip
+    ticket = await change.finish(ticket_id)
+    if status == "UPDATE 0":  # nothing was unread: nothing to tell the inbox
+        change.effects.events.clear()
+    return ticket, change.effects
 
 
 async def add_note(session: TenantSession, ticket_id: int, text: str, viewer: Principal, *,

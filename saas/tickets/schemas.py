@@ -118,13 +118,16 @@ class MessagePage(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None
 
 
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"\S")]  # not only blanks
+
+
 class SendMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    text: Text
     client_id: uuid.UUID | None = None
 
 
 class NoteIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    text: Text
     client_id: uuid.UUID | None = None
 
 

@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 
 from saas.auth.principal import Principal
-from saas.search import contact_document, digits_of, tsquery, word_frequency
+from saas.search import contact_clause, tsquery, word_frequency
 from saas.tickets.lifecycle import (
     MESSAGE_COLUMNS,
     TICKET_COLUMNS,
@@ -43,6 +43,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "get_ticket",
+    "int_cursor",
     "list_events",
     "list_messages",
     "list_tickets",
@@ -165,7 +166,7 @@ async def list_tickets(session: TenantSession, filters: TicketFilter, *, limit: 
     else:
         query.where.append("(t.snoozed_until IS NULL OR t.snoozed_until <= now())")
     if filters.q:
-        query.where.append(_contact_match(query, filters.q))
+        query.where.append(contact_clause(filters.q, query.arg))
     if cursor:
         query.where.append(_after(query, cursor))
     rows = await session.conn.fetch(
@@ -181,18 +182,6 @@ async def list_tickets(session: TenantSession, filters: TicketFilter, *, limit: 
         activity = (last["last_message_at"] or last["created_at"]).isoformat()
         next_cursor = encode_cursor(last["priority"], waiting, activity, last["id"])
     return TicketPage(items=items, next_cursor=next_cursor)
-
-
-def _contact_match(query: _Query, text: str) -> str:
-    """The ticket's contact matches ``text``: every word a prefix of a name word, or the digits inside the phone."""
-    clauses = []
-    words = tsquery(text)
-    if words is not None:
-        clauses.append(f"{contact_document('c')} @@ to_tsquery('simple', {query.arg(words)})")
-    digits = digits_of(text)
-    if len(digits) >= 3:
-        clauses.append(f"c.phone LIKE {query.arg('%' + digits + '%')}")
-    return "(" + " OR ".join(clauses) + ")" if clauses else "false"
 
 
 def _after(query: _Query, cursor: str) -> str:
@@ -232,7 +221,7 @@ async def list_messages(
     """The latest ``limit`` messages before the cursor, oldest first; ``next_cursor`` pages further back."""
     query = _Query(ticket_id)
     query.visible(viewer)
-    before = _int_cursor(cursor)
+    before = int_cursor(cursor)
     page_filter = "" if before is None else f"AND m.id < {query.arg(before)}"
     # The visibility check and the page in one round trip (the inbox opens a ticket with exactly this call).
     rows = await session.conn.fetch(
@@ -253,7 +242,8 @@ async def list_messages(
     return MessagePage(items=items, next_cursor=encode_cursor(page[-1]["id"]) if more else None)
 
 
-def _int_cursor(cursor: str | None) -> int | None:
+def int_cursor(cursor: str | None) -> int | None:
+    """The id in a one-part cursor (None without a cursor); a malformed one is ``InvalidInput``."""
     if not cursor:
         return None
     try:
@@ -325,7 +315,7 @@ async def search_messages(session: TenantSession, text: str, *, limit: int, curs
     words = tsquery(text)
     if words is None:
         raise InvalidInput("search for at least one letter or digit", field="q")
-    before = _int_cursor(cursor)
+    before = int_cursor(cursor)
     scope = visibility(viewer)[0]
     rows: list[asyncpg.Record] | None = None
     if ticket_id is not None:  # one conversation: its messages by the ticket index

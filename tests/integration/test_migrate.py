@@ -93,7 +93,10 @@ async def test_ticketing_migration_keys_existing_contacts(database: str, unique_
             " ('777@lid', NULL), ('120363000@g.us', NULL)"
         )
     async with schema_transaction(schema) as session:
-        assert await apply_pending(session.conn, schema, tenant_migrations()) == ["0007_ticketing"]
+        assert await apply_pending(session.conn, schema, tenant_migrations()) == [
+            "0007_ticketing",
+            "0008_webhook_secrets",
+        ]
         rows = await session.conn.fetch("SELECT wa_id, phone_key, lid FROM contacts ORDER BY id")
     assert [(r["phone_key"], r["lid"]) for r in rows] == [
         ("5511988887777", None),  # the legacy 12-digit mobile, keyed with the 9th digit

@@ -318,3 +318,28 @@ async def test_making_a_queue_automatic_or_raising_capacity_distributes_the_wait
         raised = await client.patch(f"/api/v1/users/{ana}", headers=auth, json={"capacity": 3})
         assert (raised.status_code, raised.json()["capacity"]) == (200, 3)
         assert await h.value("SELECT count(*) FROM tickets WHERE user_id = $1", ana) == 3
+
+
+async def test_merging_several_contacts_folds_their_active_tickets_in_turn(harness: Harness) -> None:
+    from saas.contacts.merge import merge_contacts
+
+    h = harness
+    for chat in ("111@lid", "222@lid", "333@lid"):
+        await h.say(chat, f"oi de {chat}")
+    keep, first, second = [r["id"] for r in await h.rows("SELECT id FROM contacts ORDER BY id")]
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = now() WHERE contact_id = $1", keep)
+    await h.value("INSERT INTO csat_surveys (ticket_id, contact_id, connection_id, expires_at)"
+                  " SELECT id, contact_id, connection_id, now() + interval '1 hour' FROM tickets")  # fmt: skip
+    async with tenant_context(h.tenant.slug) as session:
+        changed = await merge_contacts(session.conn, keep, [first, second], reason="test")
+    assert changed
+    tickets = await h.rows("SELECT status, contact_id FROM tickets ORDER BY id")
+    assert {t["contact_id"] for t in tickets} == {keep}
+    assert [t["status"] for t in tickets].count("closed") == 2  # one active ticket left per contact and connection
+    assert (
+        await h.value(
+            "SELECT count(*) FROM messages WHERE ticket_id = (SELECT id FROM tickets WHERE status <> 'closed')"
+        )
+        == 2
+    )
+    assert await h.value("SELECT count(*) FROM csat_surveys WHERE state = 'asked'") == 1
