@@ -25,8 +25,9 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
     """Decode a JSON body strictly against the handler's ``data`` type before Litestar does.
 
     Litestar converts request data with ``strict=False``, which would accept ``0`` for a boolean or ``"5"`` for an
-    integer; the API's schema promises types, so a body that does not match them exactly is a 400 here. (The
-    body is cached by the request, so the handler's own parsing costs no second read.)
+    integer; the API's schema promises types, so a body that does not match them exactly is a 400 here. Text may
+    not contain NUL characters (PostgreSQL cannot store them), also a 400. (The body is cached by the request, so
+    the handler's own parsing costs no second read.)
     """
     handler = request.route_handler
     if id(handler) not in _strict_types:
@@ -48,3 +49,16 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(f"Validation failed for {request.method} {request.url.path}: {exc}") from exc
     except msgspec.DecodeError:
         return  # not JSON at all: Litestar's own parsing answers that
+    if b"\\u0000" in body and _has_nul(msgspec.json.decode(body)):
+        raise ValidationException(f"Validation failed for {request.method} {request.url.path}: text may not contain"
+                                  " NUL characters (\\u0000)")  # fmt: skip
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False

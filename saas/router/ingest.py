@@ -59,7 +59,7 @@ async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope], *
             if key in messages:
                 result.duplicates += 1
             else:
-                messages[key] = event
+                messages[key] = _storable(event)
         elif isinstance(event, MessageStatus):
             if event.client_message_id is not None:
                 send_results.append(event)
@@ -230,6 +230,21 @@ class _Summary:
         else:
             self.unread += 1
             self.waiting = self.waiting or row["occurred_at"]
+
+
+def _storable(message: InboundMessage) -> InboundMessage:
+    """Without NUL characters, which PostgreSQL text cannot hold: a message carrying one is stored, not refused
+    (refusing would dead-letter the customer's message)."""
+    media = message.media
+    if "\x00" not in (message.text or "") + (message.sender_name or "") + ((media.filename or "") if media else ""):
+        return message
+    clean = msgspec.structs.replace(message, text=message.text.replace("\x00", "") if message.text else message.text,
+                                    sender_name=message.sender_name.replace("\x00", "") if message.sender_name else None)  # fmt: skip
+    if media is not None and media.filename:
+        clean = msgspec.structs.replace(
+            clean, media=msgspec.structs.replace(media, filename=media.filename.replace("\x00", ""))
+        )
+    return clean
 
 
 def _media_json(message: InboundMessage) -> str | None:

@@ -94,8 +94,8 @@ class MediaController(Controller):
         kind = data.kind or kind_for_mime(declared) or "document"
         if kind not in MEDIA_KINDS:
             raise InvalidInput(f"kind must be one of {', '.join(MEDIA_KINDS)}", field="kind")
-        if data.caption is not None and len(data.caption) > 1024:
-            raise InvalidInput("a caption has at most 1024 characters", field="caption")
+        if data.caption is not None and (len(data.caption) > 1024 or "\x00" in data.caption):
+            raise InvalidInput("a caption has at most 1024 characters, none of them NUL", field="caption")
         try:
             client_id = uuid.UUID(data.client_id) if data.client_id else None
         except ValueError as exc:
@@ -107,7 +107,10 @@ class MediaController(Controller):
         digest = hashlib.sha256(content).hexdigest()
         key = media_key(caller.claims.tid, digest, mime, now=utcnow())
         await runtime.media.put(key, content, mime)  # content-addressed: an upload whose send fails costs nothing
-        filename = (upload.filename or "").replace("/", "_").replace("\\", "_")[:200] or None
+        filename = (
+            "".join(ch for ch in (upload.filename or "") if ch.isprintable()).replace("/", "_").replace("\\", "_")[:200]
+            or None
+        )
         media = {"mime": mime, "size": len(content), "filename": filename, "sha256": digest, "key": key,
                  "state": "stored"}  # fmt: skip
         return await act(caller, runtime, lambda s, p: actions.reply(s, ticket_id, p, text=data.caption or None,

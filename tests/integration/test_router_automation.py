@@ -343,3 +343,10 @@ async def test_merging_several_contacts_folds_their_active_tickets_in_turn(harne
         == 2
     )
     assert await h.value("SELECT count(*) FROM csat_surveys WHERE state = 'asked'") == 1
+
+
+async def test_a_nul_character_never_blocks_a_message(harness: Harness) -> None:
+    h = harness
+    await h.say("5511900006666@s.whatsapp.net", "meu pedido\x00 chegou", name="Jo\x00ão")
+    assert await h.value("SELECT body FROM messages") == "meu pedido chegou"
+    assert await h.value("SELECT push_name FROM contacts") == "João"

@@ -1017,6 +1017,7 @@ async def test_directory_blank_texts_and_quiet_reads(desk: Desk) -> None:
     ticket = await d.ticket("5511977001122", "oi", name="Lia")
     refused(await d.api("ana", "POST", f"/tickets/{ticket}/messages", {"text": "   "}), 400, "validation_error")
     refused(await d.api("ana", "POST", f"/tickets/{ticket}/notes", {"text": "\n"}), 400, "validation_error")
+    refused(await d.api("admin", "POST", "/tags", {"name": "nul\u0000"}), 400, "validation_error")  # unstorable
     ok(await d.api("ana", "POST", f"/tickets/{ticket}/read"))
     events_before = await d.redis.xlen(d.keys.realtime(d.tenant.id))
     ok(await d.api("ana", "POST", f"/tickets/{ticket}/read"))  # nothing unread: nothing to tell the inbox
