@@ -155,7 +155,10 @@ async def _node(body: str, payload: object = None, *, tz: str | None = None) -> 
                                                     "composer-note", "composer-attach", "composer-file",
                                                     "quick-replies", "contact-panel", "custom-field-list",
                                                     "contact-notes", "contact-tickets", "transfer-dialog",
-                                                    "close-dialog", "snooze-dialog", "tags-dialog"}),
+                                                    "transfer-queue", "transfer-user", "transfer-user-presence",
+                                                    "transfer-connection", "close-dialog", "close-farewell",
+                                                    "close-no-farewell", "close-survey", "close-hint",
+                                                    "snooze-dialog", "tags-dialog"}),
         ("/dashboard", "dashboard-app", "/static/dashboard.js", {"period-form", "period-preset", "filter-queue",
                                                                 "filter-user", "filter-connection", "dashboard-error",
                                                                 "now-cards", "times-body", "by-agent", "by-queue",
@@ -752,6 +755,108 @@ async def test_ticket_actions_and_their_bodies() -> None:
     )
 
 
+def _directory() -> dict[str, Any]:
+    """A team directory as GET /api/v1/directory answers it (viewer 7 is in queue 1 only)."""
+    return {
+        "queues": [{"id": 1, "name": "Suporte", "color": "#128c7e", "strategy": "manual", "member_ids": [7, 8]},
+                   {"id": 2, "name": "Vendas", "color": "#c62828", "strategy": "round_robin", "member_ids": [9]}],
+        "people": [{"id": 1, "name": "Admin", "role": "admin", "presence": "offline"},
+                   {"id": 8, "name": "Ana", "role": "agent", "presence": "online"},
+                   {"id": 9, "name": "Bia", "role": "supervisor", "presence": "away"},
+                   {"id": 7, "name": "Zé", "role": "agent", "presence": "online"}],
+        "connections": [{"id": 1, "name": "Main", "business_number": "+5511900000001", "provider": "simulator",
+                         "state": "CONNECTED"},
+                        {"id": 2, "name": "Reserva", "business_number": "+5511900000002", "provider": "simulator",
+                         "state": "LOGGED_OUT"}],
+        "close_defaults": {"farewell_message": "Obrigado pelo contato!", "csat_enabled": True},
+        "timezone": "America/Sao_Paulo",
+    }  # fmt: skip
+
+
+async def test_directory_names_transfers_and_close_defaults() -> None:
+    """The team directory is the same for every role: names wherever a user id shows, every queue, person and
+    number in the transfer dialog, and the close dialog starting at what closing does."""
+    await _node(
+        """
+        const [me, admin, ana, bia, gone] = [7, 1, 8, 9, 10];
+        const s = inbox.createState("open", { userId: me, role: "agent" });
+        assert.deepEqual([s.directoryLoaded, inbox.personName(s, ana)], [false, null]);
+        inbox.applyDirectory(s, input);
+        assert.equal(s.directoryLoaded, true);
+        assert.deepEqual([ana, gone, null].map((id) => inbox.personName(s, id)), ["Ana", null, null]);
+        assert.deepEqual([s.presence.get(ana), s.presence.get(bia)], ["online", "away"]);
+        assert.equal(s.timezone, "America/Sao_Paulo");
+
+        // The list's queue filter: the viewer's own queues (their list holds no other); every queue for admins.
+        assert.deepEqual(inbox.filterQueues(s).map((q) => q.name), ["Suporte"]);
+        const boss = inbox.createState("open", { userId: admin, role: "admin" });
+        inbox.applyDirectory(boss, input);
+        assert.deepEqual(inbox.filterQueues(boss).map((q) => q.name), ["Suporte", "Vendas"]);
+
+        // Transfer, as an agent: a queue they are not in, any person (the chosen queue's members), any number.
+        const ticket = { id: 1, status: "open", queue_id: 1, user_id: me, connection_id: 1 };
+        let choices = inbox.transferChoices(s, ticket);
+        assert.deepEqual(choices.queues.map((q) => q.name), ["Vendas"]);
+        assert.deepEqual(choices.people.map(inbox.personOption), ["Admin — offline", "Ana — online", "Bia — away"]);
+        assert.deepEqual(inbox.transferChoices(s, ticket, "2").people.map((p) => p.id), [bia]);
+        assert.deepEqual(choices.connections.map(inbox.connectionOption), ["Reserva (+5511900000002) — logged out"]);
+        assert.deepEqual(inbox.transferBody(ticket, { queueId: "2", userId: String(bia), connectionId: "2" }),
+          { body: { queue_id: 2, user_id: bia, connection_id: 2 } });
+
+        // Presence and session events keep the people and the numbers current.
+        let changes = inbox.applyEvent(s, { type: "presence.updated", data: { user_id: bia, presence: "online" } });
+        assert.ok(changes.presence);
+        assert.equal(s.people.get(bia).presence, "online");
+        assert.equal(inbox.personOption(inbox.transferChoices(s, ticket, "2").people[0]), "Bia — online");
+        inbox.applyEvent(s, { type: "presence.updated", data: { user_id: gone, presence: "online" } });
+        assert.deepEqual([s.presence.get(gone), s.people.has(gone)], ["online", false]);
+        changes = inbox.applyEvent(s, { type: "session.updated", data: { connection_id: 2, state: "CONNECTED" } });
+        assert.ok(changes.sessions);
+        assert.equal(inbox.connectionOption(inbox.transferChoices(s, ticket).connections[0]), "Reserva (+5511900000002)");
+
+        // The activity log names who did it (not the viewer) and where it went.
+        const line = (action, actor_id, details) => inbox.activityText(s, { id: 1, at: "2025-01-01T00:00:00Z", action,
+          actor_id, details });
+        assert.equal(line("transferred", ana, { from: { queue_id: 1, user_id: me, connection_id: 1 },
+          to: { queue_id: 2, user_id: bia, connection_id: 1 } }), "Transferred → Vendas, Bia · Ana");
+        assert.equal(line("transferred", me, { from: { queue_id: 1, user_id: ana, connection_id: 1 },
+          to: { queue_id: 1, user_id: null, connection_id: 2 } }), "Transferred → Reserva");
+        assert.equal(line("assigned", null, { user_id: me, by: "distribution" }), "Assigned → you");
+        assert.equal(line("assigned", bia, { user_id: ana }), "Assigned → Ana · Bia");
+        assert.equal(line("accepted", me, { user_id: me }), "Accepted");
+        assert.equal(line("routed", null, { queue_id: 2 }), "Routed by the chatbot → Vendas");
+        assert.equal(line("priority", gone, { priority: "high" }), "Priority changed");
+        assert.equal(line("something_new", null, {}), "something_new");
+
+        // Close: the workspace's farewell is the placeholder, the survey box starts as the workspace has it, and
+        // only what the agent changes is sent.
+        const customer = { id: 1, contact: { id: 1, blocked: false, wa_id: "5511900000001@s.whatsapp.net" } };
+        const view = inbox.closeDialogState(s.closeDefaults, customer);
+        assert.deepEqual(view, { farewell: "Obrigado pelo contato!", survey: true, placeholder: "Obrigado pelo contato!",
+          farewellEditable: true, noFarewellShown: true, surveyEditable: true, hint: inbox.STRINGS.close_farewell_hint });
+        assert.deepEqual(inbox.closeBody({ survey: true }, view), {});
+        assert.deepEqual(inbox.closeBody({ survey: false }, view), { survey: false });
+        assert.deepEqual(inbox.closeBody({ farewell: "  Até!  ", survey: true }, view), { farewell: "Até!" });
+        assert.deepEqual(inbox.closeBody({ farewell: "x", noFarewell: true, survey: true }, view), { farewell: "" });
+        const quiet = inbox.closeDialogState({ farewell_message: "", csat_enabled: false }, customer);
+        assert.deepEqual([quiet.placeholder, quiet.noFarewellShown, quiet.survey, quiet.hint],
+          [inbox.STRINGS.close_farewell_none, false, false, ""]);
+        assert.deepEqual(inbox.closeBody({ noFarewell: true, survey: false }, quiet), {});
+        assert.deepEqual(inbox.closeBody({ survey: true }, quiet), { survey: true });
+        // Groups are never asked for a rating; a blocked contact gets nothing (as the server decides).
+        const group = inbox.closeDialogState(s.closeDefaults, { contact: { blocked: false, wa_id: "1203@g.us" } });
+        assert.deepEqual([group.survey, group.surveyEditable, group.farewell], [false, false, "Obrigado pelo contato!"]);
+        assert.ok(group.hint.endsWith(inbox.STRINGS.close_group));
+        const blocked = inbox.closeDialogState(s.closeDefaults, { contact: { ...customer.contact, blocked: true } });
+        assert.deepEqual(blocked, { farewell: "", survey: false, placeholder: "", farewellEditable: false,
+          noFarewellShown: false, surveyEditable: false, hint: inbox.STRINGS.close_blocked });
+        assert.deepEqual(inbox.closeBody({ survey: null }, blocked), {});
+        assert.equal(inbox.closeDialogState(null, customer), null);
+        """,
+        _directory(),
+    )
+
+
 async def test_snooze_and_dashboard_periods_are_local_time() -> None:
     """Snoozing to "tomorrow 9:00" and the dashboard's "today" follow the agent's own clock (here São Paulo, UTC-3),
     and go to the API with their zone."""
@@ -930,14 +1035,18 @@ async def _read_until(socket: Any, frames: list[dict[str, Any]], done: Callable[
 async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(settings: Settings, make_tenant: MakeTenant,
                                                                         redis_url: str) -> None:  # fmt: skip
     """An agent works a ticket the way the inbox does — list, accept, read, priority, tags, note, snooze, quick
-    reply, photo, contact edit, away and back — then transfers it to a queue she is not in: the page's state,
-    fed with the API's answers and the socket's frames, ends as the agent should see it."""
+    reply, photo, contact edit, away and back — then transfers it to a queue she is not in, offered by the team
+    directory, and closes another ticket from a dialog that shows the workspace's farewell: the page's state, fed
+    with the API's answers and the socket's frames, ends as the agent should see it."""
     app_settings = msgspec.structs.replace(settings, redis_prefix=f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}")
     keys = StreamKeys(app_settings.redis_prefix, app_settings.stream_shards)
-    tenant = await make_tenant("uiact")
+    tenant = await make_tenant("uiact", plan="pro")  # two numbers
+    farewell = "Obrigado pelo contato! Até a próxima."
     async with tenant_context(tenant.slug) as session:
         connection = await create_connection(session, name="Main", provider="simulator",
                                              business_number="+5511900000092")  # fmt: skip
+        await create_connection(session, name="Reserva", provider="simulator", business_number="+5511900000093",
+                                desired_state="stopped")  # fmt: skip
         conn = session.conn
         ana, bia = [await conn.fetchval("INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, 'agent',"
                                         " $3) RETURNING id", f"{n.lower()}@ui.io", n, hash_password(PASSWORD))
@@ -960,6 +1069,9 @@ async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(setting
 
         async with live_server(_mounted(create_app(app_settings))) as base, httpx.AsyncClient(base_url=base) as client:
             _, admin = await _login(client, tenant.slug, f"admin@{tenant.slug}.example")
+            rules = await client.patch("/api/v1/settings", headers=admin,
+                                       json={"farewell_message": farewell, "csat_enabled": True})  # fmt: skip
+            assert rules.status_code == 200, rules.text
             for ticket_id, priority in ((urgent, "urgent"), (low, "low")):
                 answer = await client.patch(f"/api/v1/tickets/{ticket_id}", headers=admin, json={"priority": priority})
                 assert answer.status_code == 200, answer.text
@@ -1015,6 +1127,28 @@ async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(setting
                 transferred = await act("POST", "/transfer", json={"queue_id": support, "note": "É com o suporte."})
                 await _read_until(socket, frames, lambda f: f["type"] == "ticket.hidden" and f["ticket_id"] == first)
 
+            # The team directory, as the agent reads it: every queue (hers or not), the people, every number and
+            # the close defaults an agent may not read from /settings.
+            directory = (await client.get("/api/v1/directory", headers=auth)).json()
+            assert (await client.get("/api/v1/settings", headers=auth)).status_code == 403
+            assert (await client.get("/api/v1/users", headers=auth)).status_code == 403
+            urgent_events = (await client.get(f"/api/v1/tickets/{urgent}/events", headers=auth)).json()
+            # Closing the urgent ticket from the dialog, untouched: what it showed is what the customer gets.
+            dialog = await _node(
+                """
+                const s = inbox.createState("pending", inbox.tokenClaims(input.token));
+                inbox.applyDirectory(s, input.directory);
+                const view = inbox.closeDialogState(s.closeDefaults, input.ticket);
+                result = { view, body: inbox.closeBody({ farewell: "", noFarewell: false, survey: view.survey }, view),
+                  declined: inbox.closeBody({ farewell: "", noFarewell: false, survey: false }, view) };
+                """,
+                {"token": token, "directory": directory, "ticket": next(t for t in pending["items"] if t["id"] == urgent)},
+            )  # fmt: skip
+            closed = await client.post(f"/api/v1/tickets/{urgent}/close", headers=auth, json=dialog["body"])
+            assert closed.status_code == 200, closed.text
+            goodbye = (await client.get(f"/api/v1/tickets/{urgent}/messages", params={"limit": 50},
+                                        headers=admin)).json()  # fmt: skip
+
             # The dashboard: the page's own period and query; admins and supervisors only.
             query = await _node("result = dashboard.dashboardQuery(dashboard.dashboardPeriod('today'), {});")
             board = await client.get(f"/api/v1/dashboard?{query}", headers=admin)
@@ -1026,10 +1160,25 @@ async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(setting
     finally:
         await redis.aclose()
 
+    admin_name = next(p["name"] for p in directory["people"] if p["role"] == "admin")
+    assert {q["name"]: q["member_ids"] for q in directory["queues"]} == {"Suporte": [bia]}  # Ana is in no queue
+    assert sorted(p["name"] for p in directory["people"]) == sorted([admin_name, "Ana", "Bia"])
+    assert [c["name"] for c in directory["connections"]] == ["Main", "Reserva"]
+    assert directory["close_defaults"] == {"farewell_message": farewell, "csat_enabled": True}
+    assert dialog == {
+        "view": {"farewell": farewell, "survey": True, "placeholder": farewell, "farewellEditable": True,
+                 "noFarewellShown": True, "surveyEditable": True, "hint": "Left empty, the farewell shown in the box is sent."},
+        "body": {},  # nothing changed: the workspace's defaults apply, and they are what the dialog showed
+        "declined": {"survey": False},
+    }  # fmt: skip
+    automated = [m["text"] for m in sorted(goodbye["items"], key=lambda m: m["id"]) if m["bot"]]
+    assert automated[-2:] == [farewell, rules.json()["csat_prompt"]]
+
     state = await _node(
         """
         const viewer = inbox.tokenClaims(input.token);
         const s = inbox.createState("pending", viewer);
+        inbox.applyDirectory(s, input.directory); // on start, as the page does
         const openTab = inbox.createState("open", viewer);
         const ids = (state) => inbox.orderedTickets(state).map((t) => t.id);
         for (const t of input.pending.items) inbox.upsertTicket(s, t, { snapshot: true });
@@ -1073,8 +1222,21 @@ async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(setting
         }
         // The transfer's answer, arriving after ticket.hidden, does not bring the ticket back.
         const late = [inbox.upsertTicket(s, input.transferred), inbox.upsertTicket(openTab, input.transferred)];
+
+        // What the transfer dialog offered the agent for her ticket, and the body it made of "Suporte" + the note.
+        const choices = inbox.transferChoices(s, input.accepted);
+        const transfer = {
+          queues: choices.queues.map((q) => q.name),
+          people: choices.people.map(inbox.personOption),
+          support_people: inbox.transferChoices(s, input.accepted, String(input.support)).people.map((p) => p.name),
+          connections: choices.connections.map((c) => c.name),
+          body: inbox.transferBody(input.accepted, { queueId: String(input.support), note: " É com o suporte. " }).body,
+        };
         result = {
-          viewer, listed, after_accept: afterAccept, uploading, conversation, composed,
+          viewer, listed, after_accept: afterAccept, uploading, conversation, composed, transfer,
+          filter_queues: inbox.filterQueues(s).map((q) => q.name),
+          names: { assignee: inbox.personName(s, input.accepted.user_id), note_author: inbox.personName(s, input.note.user_id) },
+          activity: input.urgent_events.map((e) => inbox.activityText(s, e)),
           photo: inbox.mediaView(input.photo),
           presence: s.presence.get(viewer.userId),
           trail, hidden, contact_name: contactName, open_fetches: openFetches, late,
@@ -1083,9 +1245,12 @@ async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(setting
         """,
         {"token": token, "pending": pending, "first": first, "messages": messages, "accepted": accepted, "read": read,
          "tagged": tagged, "note_id": note_id, "note": note, "photo_id": photo_id, "photo": photo, "quick": quick,
-         "frames": frames, "transferred": transferred},
+         "frames": frames, "transferred": transferred, "directory": directory, "support": support,
+         "urgent_events": urgent_events},
     )  # fmt: skip
     assert snoozed["snoozed_until"] is not None and tagged["tags"] == [{"id": vip, "name": "VIP", "color": "#c62828"}]
+    assert f"Priority changed · {admin_name}" in state.pop("activity")  # the admin's name, seen by an agent
+    people = [p for p in directory["people"] if p["name"] != "Ana"]  # the ticket is hers: not offered
     assert read["unread_count"] == 0 and transferred["queue_id"] == support
     assert state == {
         "viewer": {"userId": ana, "role": "agent"},
@@ -1105,6 +1270,15 @@ async def test_inbox_actions_presence_and_hidden_tickets_on_the_real_api(setting
             "label": "Show Photo (70 B)",
             "filename": "foto.png",
         },
+        "transfer": {
+            "queues": ["Suporte"],  # a queue Ana is not in
+            "people": [f"{p['name']} — offline" for p in people],  # nobody else has the inbox open
+            "support_people": ["Bia"],
+            "connections": ["Reserva"],
+            "body": {"queue_id": support, "note": "É com o suporte."},  # what the page sent above
+        },
+        "filter_queues": [],
+        "names": {"assignee": "Ana", "note_author": "Ana"},
         "presence": "online",
         # In the Open list: accepted, out while snoozed, back when woken, gone when transferred away.
         "trail": [True, False, True, False],

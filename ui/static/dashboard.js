@@ -397,15 +397,19 @@ function main() {
     }
   }
 
+  /** The filters' choices: every queue and number from the team directory (supervisors too, whose own queue
+   * list would hold only their queues), and every user, former ones included, from the users list. */
   async function loadFilters() {
     const fill = (select, first, items, label) => select.replaceChildren(first, ...items.map((i) => option(i.id, label(i))));
-    const [queues, users, connections] = await Promise.allSettled([
-      getJson("/api/v1/queues"), getJson("/api/v1/users?limit=200"), getJson("/api/v1/connections")]);
-    if (queues.status === "fulfilled") fill(ui.queue, ui.queue.options[0], queues.value.items, (q) => q.name);
+    const [directory, users] = await Promise.allSettled([getJson("/api/v1/directory"), getJson("/api/v1/users?limit=200")]);
+    if (directory.status === "fulfilled") {
+      fill(ui.queue, ui.queue.options[0], directory.value.queues, (q) => q.name);
+      fill(ui.connection, ui.connection.options[0], directory.value.connections, (c) => c.name);
+    } else {
+      ui.connectionField.hidden = true;
+    }
     if (users.status === "fulfilled") fill(ui.user, ui.user.options[0], users.value.items, (u) => u.name || u.email);
     else ui.userField.hidden = true;
-    if (connections.status === "fulfilled") fill(ui.connection, ui.connection.options[0], connections.value, (c) => c.name);
-    else ui.connectionField.hidden = true;
   }
 
   const today = new Date();

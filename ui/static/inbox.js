@@ -109,17 +109,19 @@ const STRINGS = {
   transfer_keep_connection: "Keep the current number",
   transfer_submit: "Transfer",
   transfer_nothing: "Choose a queue, an agent or a number to transfer to.",
-  transfer_queues_only: "Your role can transfer to your queues; an admin or supervisor can pick an agent.",
   user_option: "{name} — {presence}",
   presence_names: { online: "online", away: "away", offline: "offline" },
   connection_option: "{name} ({number})",
+  connection_option_state: "{name} ({number}) — {state}",
   close_title: "Close ticket",
   close_farewell: "Farewell message",
   close_farewell_placeholder: "Empty: the workspace's farewell message",
-  close_farewell_default: "Empty: the workspace's farewell message ({text})",
+  close_farewell_none: "The workspace sends no farewell message; type one to send it.",
+  close_farewell_hint: "Left empty, the farewell shown in the box is sent.",
   close_no_farewell: "Send no farewell message",
   close_survey: "Ask for a satisfaction rating",
-  close_survey_default: "Untouched, the workspace's setting applies.",
+  close_group: "Groups are never asked for a rating.",
+  close_blocked: "The contact is blocked: closing sends them nothing.",
   close_submit: "Close ticket",
   snooze_title: "Snooze until…",
   snooze_hour: "In 1 hour",
@@ -162,6 +164,8 @@ const STRINGS = {
   activity: "Activity",
   no_activity: "Nothing yet.",
   activity_by: "{action} · {name}",
+  activity_to: "{action} → {target}",
+  you: "you",
   activity_actions: {
     routed: "Routed by the chatbot",
     accepted: "Accepted",
@@ -359,7 +363,7 @@ function tokenClaims(token) {
   }
 }
 
-/** Admins and supervisors see the dashboard, the users list and the connections. */
+/** Admins and supervisors see the dashboard link and may block contacts. */
 function isLead(role) {
   return role === "admin" || role === "supervisor";
 }
@@ -543,7 +547,15 @@ function createState(tab = "pending", viewer = {}) {
     pending: new Map(), // client_id -> optimistic message {client_id, ticket_id, text, private, sending, error}
     early: new Map(), // message id -> a status update that overtook its message (the send can beat the POST answer)
     hidden: new Set(), // tickets the viewer lost sight of (ticket.hidden), until an event shows them again
-    presence: new Map(), // user id -> online | away | offline
+    presence: new Map(), // user id -> online | away | offline (the directory's, then presence.updated)
+    // The team directory (GET /api/v1/directory, see applyDirectory): every queue, the people, every number and
+    // what closing a ticket does by default; the same for every role.
+    directoryLoaded: false,
+    queues: new Map(), // id -> {id, name, color, strategy, member_ids}
+    people: new Map(), // id -> {id, name, role, presence}: active users who accepted their invitation
+    connections: new Map(), // id -> {id, name, business_number, provider, state}
+    closeDefaults: null, // {farewell_message, csat_enabled}
+    timezone: null, // the workspace's
     contact: null, // the contact shown in the side panel (the API's contact detail)
     sessions: new Map(), // connection_id -> last session.updated data
     lastEventId: null,
@@ -698,6 +710,89 @@ function ticketActions(ticket, { me = null, role = "" } = {}, now = Date.now()) 
   };
 }
 
+/** The team directory (the answer of GET /api/v1/directory) into the state: every queue, the people with their
+ * presence (which presence.updated keeps current), every number, the close defaults and the time zone. */
+function applyDirectory(state, directory) {
+  state.queues = new Map((directory.queues || []).map((q) => [q.id, q]));
+  state.people = new Map((directory.people || []).map((p) => [p.id, p]));
+  for (const person of state.people.values()) state.presence.set(person.id, person.presence);
+  state.connections = new Map((directory.connections || []).map((c) => [c.id, c]));
+  state.closeDefaults = directory.close_defaults || null;
+  state.timezone = directory.timezone || null;
+  state.directoryLoaded = true;
+}
+
+/** A user's name from the directory; null when it does not name them (gone, or not loaded yet). */
+function personName(state, id) {
+  if (id === null || id === undefined) return null;
+  const person = state.people.get(id);
+  return person && person.name ? person.name : null;
+}
+
+/** The queues the list can be filtered by: every queue for admins; for everyone else the queues they are in,
+ * since their lists only hold those queues' tickets (the same as GET /api/v1/queues answers them). */
+function filterQueues(state) {
+  const queues = [...state.queues.values()];
+  if (state.role === "admin") return queues;
+  return queues.filter((q) => (q.member_ids || []).includes(state.me));
+}
+
+/** What the transfer dialog offers for ``ticket``, the same for every role: every other queue; the people —
+ * the members of the chosen queue (``queueId``, a select value; "" keeps the current queue: everyone) except the
+ * one who has it, each with their live presence; and every other number. */
+function transferChoices(state, ticket, queueId = "") {
+  const queue = queueId === "" ? null : state.queues.get(Number(queueId));
+  const members = queue ? new Set(queue.member_ids || []) : null;
+  return {
+    queues: [...state.queues.values()].filter((q) => q.id !== ticket.queue_id),
+    people: [...state.people.values()]
+      .filter((p) => p.id !== ticket.user_id && (!members || members.has(p.id)))
+      .map((p) => ({ ...p, presence: state.presence.get(p.id) || p.presence })),
+    connections: [...state.connections.values()].filter((c) => c.id !== ticket.connection_id),
+  };
+}
+
+/** A person as the agent picker lists them: "Ana — online". */
+function personOption(person) {
+  const presence = STRINGS.presence_names[person.presence] || person.presence || STRINGS.presence_names.offline;
+  return format(STRINGS.user_option, { name: person.name, presence });
+}
+
+/** A number as the transfer dialog lists it, with its session state unless it is connected. */
+function connectionOption(connection) {
+  const values = { name: connection.name, number: connection.business_number };
+  if (!connection.state || connection.state === "CONNECTED") return format(STRINGS.connection_option, values);
+  const label = STRINGS.session_states[connection.state] || connection.state;
+  return format(STRINGS.connection_option_state, { ...values, state: label });
+}
+
+/** One line of the ticket's activity log (GET /tickets/{id}/events): the action, where it went (the person it
+ * was assigned to, the queue it was routed to, the queue, person and number a transfer changed) and who did it
+ * (unless the viewer). Names come from the directory; what it does not name is left out. */
+function activityText(state, event) {
+  const action = STRINGS.activity_actions[event.action] || event.action;
+  const details = event.details || {};
+  const who = (id) => (id === state.me ? STRINGS.you : personName(state, id));
+  const named = (map, id) => (map.has(id) ? map.get(id).name : null);
+  let targets = [];
+  if (event.action === "transferred" && details.to) {
+    const from = details.from || {};
+    const to = details.to;
+    const changed = (key) => to[key] != null && to[key] !== from[key];
+    if (changed("queue_id")) targets.push(named(state.queues, to.queue_id));
+    if (changed("user_id")) targets.push(who(to.user_id));
+    if (changed("connection_id")) targets.push(named(state.connections, to.connection_id));
+  } else if (event.action === "assigned" && details.user_id != null && details.user_id !== event.actor_id) {
+    targets.push(who(details.user_id));
+  } else if (event.action === "routed" && details.queue_id != null) {
+    targets.push(named(state.queues, details.queue_id));
+  }
+  targets = targets.filter(Boolean);
+  const what = targets.length ? format(STRINGS.activity_to, { action, target: targets.join(", ") }) : action;
+  const by = event.actor_id != null && event.actor_id !== state.me ? personName(state, event.actor_id) : null;
+  return by ? format(STRINGS.activity_by, { action: what, name: by }) : what;
+}
+
 /** The body of POST /tickets/{id}/transfer from the dialog's values (select values are strings; "" keeps the
  * current one): ``{body}``, or ``{error}`` when nothing would change. */
 function transferBody(ticket, { queueId = "", userId = "", connectionId = "", note = "" } = {}) {
@@ -710,14 +805,44 @@ function transferBody(ticket, { queueId = "", userId = "", connectionId = "", no
   return { body };
 }
 
-/** The body of POST /tickets/{id}/close: an empty farewell field leaves the workspace's default; "no farewell"
- * sends ``""``; ``survey`` null (untouched) leaves the workspace's setting. */
-function closeBody({ farewell = "", noFarewell = false, survey = null } = {}) {
+/** The body of POST /tickets/{id}/close: only what the agent changed, so the workspace's defaults apply to the
+ * rest. An empty farewell field leaves the workspace's farewell; "no farewell" sends ``""`` (unless the workspace
+ * sends none anyway); ``survey`` goes only when it differs from what the dialog showed (``defaults``, from
+ * closeDialogState; without them, only when not null). */
+function closeBody({ farewell = "", noFarewell = false, survey = null } = {}, defaults = null) {
   const body = {};
-  if (noFarewell) body.farewell = "";
-  else if (farewell.trim()) body.farewell = farewell.trim();
-  if (survey !== null) body.survey = Boolean(survey);
+  if (noFarewell) {
+    if (!defaults || defaults.farewell) body.farewell = "";
+  } else if (farewell.trim()) {
+    body.farewell = farewell.trim();
+  }
+  if (survey !== null && !(defaults && Boolean(survey) === Boolean(defaults.survey))) body.survey = Boolean(survey);
   return body;
+}
+
+/** What the close dialog shows for ``ticket`` from the directory's ``close_defaults``: what closing does unless
+ * the agent says otherwise (as saas/tickets/actions.py decides: a blocked contact gets nothing, a group no survey)
+ * — ``farewell`` (the text sent, ``""`` none), ``survey`` (the checkbox's starting state) — the farewell box's
+ * ``placeholder`` (the very text that goes out), which controls apply, and a ``hint``. Null without defaults. */
+function closeDialogState(defaults, ticket) {
+  if (!defaults) return null;
+  const contact = (ticket && ticket.contact) || {};
+  const blocked = Boolean(contact.blocked);
+  const group = String(contact.wa_id || "").endsWith("@g.us");
+  const farewell = blocked ? "" : String(defaults.farewell_message || "");
+  const hints = [];
+  if (blocked) hints.push(STRINGS.close_blocked);
+  else if (farewell) hints.push(STRINGS.close_farewell_hint);
+  if (group && !blocked) hints.push(STRINGS.close_group);
+  return {
+    farewell,
+    survey: !blocked && !group && Boolean(defaults.csat_enabled),
+    placeholder: blocked ? "" : farewell || STRINGS.close_farewell_none,
+    farewellEditable: !blocked,
+    noFarewellShown: Boolean(farewell), // nothing to leave out when the workspace sends no farewell
+    surveyEditable: !blocked && !group,
+    hint: hints.join(" "),
+  };
 }
 
 /** When a snooze ends, as ISO 8601 with its zone: ``hour`` (an hour from now), ``tomorrow`` (9:00 local time),
@@ -870,6 +995,8 @@ function applyEvent(state, event, now = Date.now()) {
     case "presence.updated":
       if (data.user_id !== undefined) {
         state.presence.set(data.user_id, data.presence);
+        const person = state.people.get(data.user_id);
+        if (person) state.people.set(data.user_id, { ...person, presence: data.presence });
         changes.presence = true;
       }
       break;
@@ -901,6 +1028,8 @@ function applyEvent(state, event, now = Date.now()) {
     case "session.updated":
       if (data.connection_id !== undefined) {
         state.sessions.set(data.connection_id, data);
+        const connection = state.connections.get(data.connection_id);
+        if (connection && data.state) state.connections.set(data.connection_id, { ...connection, state: data.state });
         changes.sessions = true;
       }
       break;
@@ -1184,18 +1313,18 @@ function main() {
     transferForm: $("transfer-form"),
     transferQueue: $("transfer-queue"),
     transferUser: $("transfer-user"),
-    transferUserLabel: $("transfer-user-label"),
+    transferPresence: $("transfer-user-presence"),
     transferConnection: $("transfer-connection"),
     transferConnectionLabel: $("transfer-connection-label"),
     transferNote: $("transfer-note"),
-    transferHint: $("transfer-hint"),
     transferError: $("transfer-error"),
     closeDialog: $("close-dialog"),
     closeForm: $("close-form"),
     closeFarewell: $("close-farewell"),
     closeNoFarewell: $("close-no-farewell"),
+    closeNoFarewellLabel: $("close-no-farewell-label"),
     closeSurvey: $("close-survey"),
-    closeSurveyHint: $("close-survey-hint"),
+    closeHint: $("close-hint"),
     closeError: $("close-error"),
     snoozeDialog: $("snooze-dialog"),
     snoozeForm: $("snooze-form"),
@@ -1211,12 +1340,13 @@ function main() {
   const viewer = tokenClaims(token);
   const state = createState("pending", viewer);
   const lead = isLead(viewer.role);
-  const directory = {
-    queues: new Map(), // id -> queue (the caller's; every queue for admins)
-    users: new Map(), // id -> user (admins and supervisors only: agents cannot list users)
-    connections: new Map(), // id -> connection (admins and supervisors only)
-    tags: [],
-  };
+  let tagList = []; // GET /api/v1/tags, read when the tag picker opens
+  let directoryLoad = null; // the directory request in flight
+  const lookedUp = new Set(); // people the directory did not name when an event mentioned them: asked once
+  let closeView = null; // what the open close dialog shows (closeDialogState), null until the directory is in
+  let activity = null; // {ticketId, events}: the open ticket's activity log as last read (renamed when the
+  // directory changes)
+  let contactNotes = null; // {contactId, notes}: the contact panel's notes as last read, likewise
   const ticketNodes = new Map();
   const messageNodes = new Map();
   const searchNodes = new Map();
@@ -1242,13 +1372,12 @@ function main() {
     node.hidden = !message;
   }
 
+  /** Someone else's name (null for the viewer, who is "you" where it matters, and for people not named). */
   function userName(id) {
-    if (id === state.me) return null;
-    const user = directory.users.get(id);
-    return user ? user.name || user.email : null;
+    return id === state.me ? null : personName(state, id);
   }
 
-  // --- directory: queues, users, connections, tags ---
+  // --- the team directory (queues, people, numbers, close defaults) and tags ---
 
   function option(value, text) {
     const node = el("option", null, text);
@@ -1256,35 +1385,60 @@ function main() {
     return node;
   }
 
-  async function loadDirectory() {
-    const loads = [
-      api("/api/v1/queues").then((page) => {
-        directory.queues = new Map(page.items.map((q) => [q.id, q]));
-        const current = ui.queueFilter.value;
-        ui.queueFilter.replaceChildren(option("", STRINGS.all_queues),
-          ...page.items.map((q) => option(q.id, q.name)));
-        ui.queueFilter.value = directory.queues.has(Number(current)) ? current : "";
-      }),
-    ];
-    if (lead) {
-      loads.push(
-        api("/api/v1/users?limit=200").then((page) => {
-          directory.users = new Map(page.items.map((u) => [u.id, u]));
-          for (const user of page.items) state.presence.set(user.id, user.presence);
-        }),
-        api("/api/v1/connections").then((items) => {
-          directory.connections = new Map(items.map((c) => [c.id, c]));
-        }),
-      );
+  /** GET /api/v1/directory into the state (on start, on a resync, and when an event names someone new); every
+   * name on the page follows. Rejects with the API's error; a load in flight is shared. */
+  function loadDirectory() {
+    if (!directoryLoad) {
+      directoryLoad = api("/api/v1/directory")
+        .then((answer) => {
+          applyDirectory(state, answer);
+          renderDirectory();
+        })
+        .finally(() => {
+          directoryLoad = null;
+        });
     }
-    await Promise.allSettled(loads);
+    return directoryLoad;
+  }
+
+  /** The directory is in, or being read again by the dialog that needs it (a failure is the dialog's to show). */
+  async function directoryReady() {
+    if (!state.directoryLoaded) await loadDirectory();
+  }
+
+  /** An event named a user the directory does not know (say, an invitation just accepted): read it again, once
+   * per such user, so their name shows. */
+  function learnPerson(id) {
+    if (id == null || !state.directoryLoaded || state.people.has(id) || lookedUp.has(id)) return;
+    lookedUp.add(id);
+    loadDirectory().catch(() => {}); // names stay unknown until the next resync
+  }
+
+  function renderDirectory() {
+    const current = ui.queueFilter.value;
+    const queues = filterQueues(state);
+    ui.queueFilter.replaceChildren(option("", STRINGS.all_queues), ...queues.map((q) => option(q.id, q.name)));
+    const kept = queues.some((q) => String(q.id) === current);
+    ui.queueFilter.value = kept ? current : "";
     renderTickets();
     renderHeader();
+    renderSessions();
+    renderPresence();
+    if (state.selectedId !== null) renderMessages();
+    if (activity && activity.ticketId === state.selectedId) renderActivity(activity.events);
+    if (contactNotes && state.contact && contactNotes.contactId === state.contact.id) {
+      renderContactNotes(contactNotes.notes);
+    }
+    if (ui.transferDialog.open) fillTransfer();
+    if (state.filters.queueId !== null && !kept) {
+      state.filters.queueId = null; // the viewer left that queue
+      reloadList();
+    }
   }
 
   async function loadTags() {
-    directory.tags = await api("/api/v1/tags");
-    return directory.tags;
+    tagList = await api("/api/v1/tags");
+    return tagList;
   }
 
   // --- ticket list ---
@@ -1298,7 +1452,7 @@ function main() {
     if (isSnoozed(ticket, now)) {
       meta.push(el("span", "snoozed", format(STRINGS.snoozed_until, { time: shortTime(ticket.snoozed_until) })));
     }
-    if (lead && ticket.user_id != null && ticket.user_id !== state.me) {
+    if (ticket.user_id != null && ticket.user_id !== state.me) {
       const name = userName(ticket.user_id);
       if (name) meta.push(el("span", "assignee", name));
     }
@@ -1511,7 +1665,7 @@ function main() {
       parts.push(ticket.contact.phone);
     }
     parts.push(STRINGS.status_names[ticket.status] || ticket.status);
-    const queue = directory.queues.get(ticket.queue_id);
+    const queue = state.queues.get(ticket.queue_id);
     if (queue) parts.push(format(STRINGS.queue_named, { name: queue.name }));
     if (ticket.user_id === state.me && ticket.user_id != null) parts.push(STRINGS.assigned_to_you);
     else if (ticket.user_id == null) parts.push(STRINGS.unassigned);
@@ -1611,47 +1765,70 @@ function main() {
     }
   }
 
-  function openTransfer() {
-    const ticket = state.selected;
-    if (!ticket) return;
-    const queueOptions = [...directory.queues.values()].filter((q) => q.id !== ticket.queue_id);
-    ui.transferQueue.replaceChildren(option("", STRINGS.transfer_keep_queue),
-      ...queueOptions.map((q) => option(q.id, q.name)));
-    fillTransferUsers();
-    ui.transferUser.hidden = !lead;
-    ui.transferUserLabel.hidden = !lead;
-    ui.transferHint.hidden = lead;
-    const connections = [...directory.connections.values()].filter((c) => c.id !== ticket.connection_id);
-    ui.transferConnection.replaceChildren(option("", STRINGS.transfer_keep_connection),
-      ...connections.map((c) => option(c.id, format(STRINGS.connection_option,
-        { name: c.name, number: c.business_number }))));
-    const noConnections = !lead || connections.length === 0;
-    ui.transferConnection.hidden = noConnections;
-    ui.transferConnectionLabel.hidden = noConnections;
+  async function openTransfer() {
+    const ticketId = state.selectedId;
+    if (ticketId === null) return;
     ui.transferNote.value = "";
+    fillTransfer();
     openDialog(ui.transferDialog, ui.transferError);
+    try {
+      await directoryReady();
+    } catch (error) {
+      if (ui.transferDialog.open) showError(ui.transferError, format(STRINGS.load_failed, { reason: reasonOf(error) }));
+      return;
+    }
+    if (ui.transferDialog.open && state.selectedId === ticketId) fillTransfer();
   }
 
-  /** Agents to transfer to: the chosen queue's members (else everyone), active and past their invitation. */
+  /** The transfer dialog's pickers from the directory: every other queue, the people, every other number. */
+  function fillTransfer() {
+    const ticket = state.selected;
+    if (!ticket) return;
+    const previous = { queue: ui.transferQueue.value, connection: ui.transferConnection.value };
+    const choices = transferChoices(state, ticket);
+    ui.transferQueue.replaceChildren(option("", STRINGS.transfer_keep_queue),
+      ...choices.queues.map((q) => option(q.id, q.name)));
+    if (ui.transferDialog.open && choices.queues.some((q) => String(q.id) === previous.queue)) {
+      ui.transferQueue.value = previous.queue;
+    }
+    ui.transferConnection.replaceChildren(option("", STRINGS.transfer_keep_connection),
+      ...choices.connections.map((c) => option(c.id, connectionOption(c))));
+    if (ui.transferDialog.open && choices.connections.some((c) => String(c.id) === previous.connection)) {
+      ui.transferConnection.value = previous.connection;
+    }
+    const noConnections = choices.connections.length === 0;
+    ui.transferConnection.hidden = noConnections;
+    ui.transferConnectionLabel.hidden = noConnections;
+    if (!ui.transferDialog.open) ui.transferUser.value = "";
+    fillTransferUsers();
+  }
+
+  /** People to transfer to: the chosen queue's members (else everyone), with their presence, kept live. */
   function fillTransferUsers() {
     const ticket = state.selected;
-    const queue = directory.queues.get(Number(ui.transferQueue.value));
-    const members = queue ? new Set(queue.member_ids) : null;
-    const users = [...directory.users.values()]
-      .filter((u) => u.active && !u.invited && u.id !== ticket.user_id && (!members || members.has(u.id)))
-      .sort((a, b) => (a.name || a.email).localeCompare(b.name || b.email));
+    if (!ticket) return;
+    const { people } = transferChoices(state, ticket, ui.transferQueue.value);
     const previous = ui.transferUser.value;
-    ui.transferUser.replaceChildren(option("", STRINGS.transfer_keep_user), ...users.map((u) => {
-      const presence = STRINGS.presence_names[state.presence.get(u.id) || u.presence] || u.presence;
-      return option(u.id, format(STRINGS.user_option, { name: u.name || u.email, presence }));
-    }));
-    if (users.some((u) => String(u.id) === previous)) ui.transferUser.value = previous;
+    ui.transferUser.replaceChildren(option("", STRINGS.transfer_keep_user),
+      ...people.map((p) => option(p.id, personOption(p))));
+    if (people.some((p) => String(p.id) === previous)) ui.transferUser.value = previous;
+    renderTransferPresence();
+  }
+
+  /** The chosen person's presence as a badge beside the picker. */
+  function renderTransferPresence() {
+    const presence = ui.transferUser.value ? state.presence.get(Number(ui.transferUser.value)) || "offline" : null;
+    const known = ["online", "away", "offline"].includes(presence) ? presence : "offline";
+    ui.transferPresence.hidden = !presence;
+    ui.transferPresence.textContent = presence ? STRINGS.presence_names[presence] || presence : "";
+    ui.transferPresence.className = `badge presence presence-${known}`;
   }
 
   function submitTransfer() {
     const ticket = state.selected;
-    const result = transferBody(ticket, { queueId: ui.transferQueue.value, userId: lead ? ui.transferUser.value : "",
-      connectionId: lead ? ui.transferConnection.value : "", note: ui.transferNote.value });
+    if (!ticket) return;
+    const result = transferBody(ticket, { queueId: ui.transferQueue.value, userId: ui.transferUser.value,
+      connectionId: ui.transferConnection.value, note: ui.transferNote.value });
     if (result.error) {
       showError(ui.transferError, result.error);
       return;
@@ -1659,39 +1836,48 @@ function main() {
     submitDialog(ui.transferDialog, ui.transferError, () => act("/transfer", { body: result.body, report: false }));
   }
 
+  /** The close dialog starts at what closing does (the directory's close defaults for this ticket): the
+   * workspace's farewell as the placeholder, the survey box as the workspace has it. */
   async function openClose() {
+    const ticketId = state.selectedId;
+    if (ticketId === null) return;
     ui.closeFarewell.value = "";
-    ui.closeFarewell.disabled = false;
     ui.closeNoFarewell.checked = false;
-    ui.closeFarewell.placeholder = STRINGS.close_farewell_placeholder;
-    ui.closeSurvey.checked = false;
-    ui.closeSurvey.indeterminate = true; // the workspace's setting, unless the agent chooses
-    ui.closeSurvey.dataset.touched = "";
-    ui.closeSurveyHint.hidden = false;
+    showCloseDefaults(state.directoryLoaded ? closeDialogState(state.closeDefaults, state.selected) : null);
     openDialog(ui.closeDialog, ui.closeError);
-    if (viewer.role === "admin") {
-      // Only admins may read the workspace settings: show them the defaults that apply.
-      try {
-        const settings = await api("/api/v1/settings");
-        if (settings.farewell_message) {
-          ui.closeFarewell.placeholder = format(STRINGS.close_farewell_default, { text: settings.farewell_message });
-        }
-        if (!ui.closeSurvey.dataset.touched) {
-          ui.closeSurvey.indeterminate = false;
-          ui.closeSurvey.checked = Boolean(settings.csat_enabled);
-          ui.closeSurvey.dataset.touched = "default";
-          ui.closeSurveyHint.hidden = true;
-        }
-      } catch {
-        // the defaults stay unnamed
-      }
+    if (state.directoryLoaded) return;
+    try {
+      await loadDirectory();
+    } catch (error) {
+      if (ui.closeDialog.open) showError(ui.closeError, format(STRINGS.load_failed, { reason: reasonOf(error) }));
+      return;
+    }
+    if (ui.closeDialog.open && state.selectedId === ticketId) {
+      showCloseDefaults(closeDialogState(state.closeDefaults, state.selected));
     }
   }
 
+  /** ``view`` (closeDialogState) into the close dialog; null while the defaults are unknown (nothing to submit). */
+  function showCloseDefaults(view) {
+    closeView = view;
+    const ready = view !== null;
+    ui.closeForm.querySelector("button[type=submit]").disabled = !ready;
+    ui.closeFarewell.placeholder = ready ? view.placeholder : STRINGS.close_farewell_placeholder;
+    ui.closeFarewell.disabled = !ready || !view.farewellEditable || ui.closeNoFarewell.checked;
+    ui.closeNoFarewell.disabled = !ready || !view.farewellEditable;
+    ui.closeNoFarewellLabel.hidden = ready && !view.noFarewellShown;
+    if (ready && !view.noFarewellShown) ui.closeNoFarewell.checked = false;
+    ui.closeSurvey.checked = ready && view.survey;
+    ui.closeSurvey.disabled = !ready || !view.surveyEditable;
+    ui.closeHint.textContent = ready ? view.hint : "";
+    ui.closeHint.hidden = !ui.closeHint.textContent;
+  }
+
   function submitClose() {
-    const touched = Boolean(ui.closeSurvey.dataset.touched);
-    const body = closeBody({ farewell: ui.closeFarewell.value, noFarewell: ui.closeNoFarewell.checked,
-      survey: touched ? ui.closeSurvey.checked : null });
+    const view = closeView;
+    if (!view) return;
+    const body = closeBody({ farewell: view.farewellEditable ? ui.closeFarewell.value : "",
+      noFarewell: ui.closeNoFarewell.checked, survey: view.surveyEditable ? ui.closeSurvey.checked : null }, view);
     submitDialog(ui.closeDialog, ui.closeError, () => act("/close", { body, report: false }));
   }
 
@@ -1732,7 +1918,7 @@ function main() {
       return;
     }
     const chosen = new Set(selectedIds);
-    ui.tagsChoices.replaceChildren(...directory.tags.map((tag) => {
+    ui.tagsChoices.replaceChildren(...tagList.map((tag) => {
       const label = el("label", "check");
       const box = el("input");
       box.type = "checkbox";
@@ -1741,7 +1927,7 @@ function main() {
       label.append(box, tagChip(tag));
       return label;
     }));
-    ui.tagsEmpty.hidden = directory.tags.length > 0;
+    ui.tagsEmpty.hidden = tagList.length > 0;
     const first = ui.tagsChoices.querySelector("input");
     if (first) first.focus();
   }
@@ -2212,6 +2398,7 @@ function main() {
   }
 
   function renderContactNotes(notes) {
+    contactNotes = { contactId: state.contact ? state.contact.id : null, notes };
     if (!notes.length) {
       ui.contactNotes.replaceChildren(el("li", "hint", STRINGS.no_notes));
       return;
@@ -2219,7 +2406,7 @@ function main() {
     ui.contactNotes.replaceChildren(...notes.map((note) => {
       const item = el("li", "panel-note");
       const meta = el("span", "hint");
-      const author = note.user_id != null ? (note.user_id === state.me ? null : userName(note.user_id)) : null;
+      const author = userName(note.user_id);
       meta.append(timeNode(note.created_at, messageTime(note.created_at)));
       if (author) meta.append(document.createTextNode(` · ${author}`));
       item.append(el("span", "text", note.text), meta);
@@ -2240,23 +2427,25 @@ function main() {
     }));
   }
 
+  function renderActivity(events) {
+    activity = { ticketId: state.selectedId, events };
+    if (!events.length) {
+      ui.activity.replaceChildren(el("li", "hint", STRINGS.no_activity));
+      return;
+    }
+    ui.activity.replaceChildren(...events.slice(-30).reverse().map((event) => {
+      const item = el("li");
+      item.append(timeNode(event.at, messageTime(event.at)), document.createTextNode(` ${activityText(state, event)}`));
+      return item;
+    }));
+  }
+
   async function loadActivity(ticketId) {
     try {
       const events = await api(`/api/v1/tickets/${ticketId}/events`);
-      if (state.selectedId !== ticketId) return;
-      if (!events.length) {
-        ui.activity.replaceChildren(el("li", "hint", STRINGS.no_activity));
-        return;
-      }
-      ui.activity.replaceChildren(...events.slice(-30).reverse().map((event) => {
-        const item = el("li");
-        const action = STRINGS.activity_actions[event.action] || event.action;
-        const name = event.actor_id != null ? (event.actor_id === state.me ? null : userName(event.actor_id)) : null;
-        item.append(timeNode(event.at, messageTime(event.at)),
-          document.createTextNode(` ${name ? format(STRINGS.activity_by, { action, name }) : action}`));
-        return item;
-      }));
+      if (state.selectedId === ticketId) renderActivity(events);
     } catch {
+      activity = null;
       ui.activity.replaceChildren();
     }
   }
@@ -2344,7 +2533,9 @@ function main() {
     for (const [connectionId, session] of state.sessions) {
       const badge = el("span", `badge session ${SESSION_CLASS[session.state] || "state-bad"}`);
       const label = STRINGS.session_states[session.state] || session.state;
-      badge.append(document.createTextNode(`${STRINGS.whatsapp}${many ? ` #${connectionId}` : ""}: ${label}`));
+      const connection = state.connections.get(connectionId);
+      const which = many ? ` ${connection ? connection.name : `#${connectionId}`}` : "";
+      badge.append(document.createTextNode(`${STRINGS.whatsapp}${which}: ${label}`));
       if (session.reason) badge.title = session.reason;
       if ((session.state === "AWAITING_QR" || session.state === "AWAITING_PAIR_CODE") && session.qr) {
         const details = el("details");
@@ -2383,6 +2574,7 @@ function main() {
       renderPresence();
       if (ui.transferDialog.open) fillTransferUsers();
     }
+    if (event.data) learnPerson(event.data.user_id); // a presence, a ticket's owner, a note's author
     if (changes.contact) {
       if (changes.contactMerged !== null) loadContact(changes.contactMerged);
       else renderContact();
@@ -2391,6 +2583,7 @@ function main() {
   }
 
   function resync() {
+    loadDirectory().catch(() => {}); // people, queues and numbers may have changed meanwhile
     loadTickets();
     if (state.selectedId !== null) loadMessages();
   }
@@ -2522,6 +2715,7 @@ function main() {
   });
   ui.transfer.addEventListener("click", openTransfer);
   ui.transferQueue.addEventListener("change", fillTransferUsers);
+  ui.transferUser.addEventListener("change", renderTransferPresence);
   ui.transferForm.addEventListener("submit", (event) => {
     event.preventDefault();
     submitTransfer();
@@ -2529,10 +2723,6 @@ function main() {
   ui.close.addEventListener("click", openClose);
   ui.closeNoFarewell.addEventListener("change", () => {
     ui.closeFarewell.disabled = ui.closeNoFarewell.checked;
-  });
-  ui.closeSurvey.addEventListener("change", () => {
-    ui.closeSurvey.dataset.touched = "agent";
-    ui.closeSurveyHint.hidden = true;
   });
   ui.closeForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -2655,7 +2845,7 @@ function main() {
   renderHeader();
   renderPresence();
   live.connect();
-  loadDirectory();
+  loadDirectory().catch(() => {}); // the dialogs that need it try again
   loadTickets();
   const fromHash = /^#ticket-(\d+)$/.exec(location.hash);
   if (fromHash) selectTicket(Number(fromHash[1]));
@@ -2666,19 +2856,24 @@ if (typeof document !== "undefined") {
 } else if (typeof module !== "undefined") {
   module.exports = {
     STRINGS,
+    activityText,
     addMessage,
     addOptimistic,
+    applyDirectory,
     applyEvent,
     applyQuickReply,
     backoffDelay,
     closeBody,
+    closeDialogState,
     compareTickets,
+    connectionOption,
     contactLabel,
     createState,
     customFieldsFrom,
     errorText,
     eventsUrl,
     failOptimistic,
+    filterQueues,
     format,
     formatBytes,
     isLead,
@@ -2690,6 +2885,8 @@ if (typeof document !== "undefined") {
     openTicket,
     orderedMessages,
     orderedTickets,
+    personName,
+    personOption,
     presenceFrame,
     priorityBadge,
     quickReplyQuery,
@@ -2703,6 +2900,7 @@ if (typeof document !== "undefined") {
     tickFor,
     tokenClaims,
     transferBody,
+    transferChoices,
     upsertTicket,
     uuid4,
     waitingLabel,
