@@ -13,7 +13,9 @@ to queues that ask for it (``return_on_offline``) and distributes those to the o
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -32,6 +34,7 @@ from tenants.errors import TenantNotFound, TenantSuspended
 __all__ = ["PRESENCE_TIMEOUT_S", "connected", "disconnected", "heartbeat", "reconcile", "sweep_presence"]
 
 PRESENCE_TIMEOUT_S = 60.0  # the inbox sends a heartbeat every 20 s
+logger = logging.getLogger("atende.presence")
 
 
 def _sockets_key(keys: StreamKeys, tenant_id: int, user_id: int) -> str:
@@ -43,11 +46,14 @@ def _due_key(keys: StreamKeys) -> str:
 
 
 async def heartbeat(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, socket_id: str) -> None:
+    """A frame from an open socket. If the sweep had given the user up (their inbox was silent, a throttled
+    background tab), the user comes back online now rather than at the next reconnect."""
     now = time.time()
     key = _sockets_key(keys, tenant_id, user_id)
     await redis.zadd(key, {socket_id: now})
     await redis.expire(key, int(PRESENCE_TIMEOUT_S * 10))
-    await redis.zadd(_due_key(keys), {f"{tenant_id}:{user_id}": now})
+    if await redis.zadd(_due_key(keys), {f"{tenant_id}:{user_id}": now}):  # 1: the member was gone
+        await reconcile(redis, keys, tenant_id, user_id)
 
 
 async def connected(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, socket_id: str,
@@ -69,56 +75,88 @@ async def _live_sockets(redis: Redis, keys: StreamKeys, tenant_id: int, user_id:
     return count
 
 
-async def reconcile(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, *, away: bool | None = None) -> str:
-    """Make ``users.presence`` match the user's sockets (and ``away`` choice, when given); returns it."""
+def _effective(live: int, active: bool, away: bool) -> str:
+    return "offline" if live == 0 or not active else "away" if away else "online"
+
+
+async def reconcile(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int, *, away: bool | None = None,
+                    retry_returns: bool = False) -> str:  # fmt: skip
+    """Make ``users.presence`` match the user's sockets (and ``away`` choice, when given); returns it.
+
+    ``retry_returns`` (the ``presence`` timer) tries again to return an offline user's tickets that were held
+    by someone else when they went offline, even though the presence itself no longer changes.
+
+    Cheap when nothing changes (no lock). A change takes the tenant's distribution lock *before* the user's row
+    (the order every distributing writer keeps) and looks at Redis again under it, so of two racing reconciles
+    the last one to look decides. Tickets going back to their queues are taken with ``SKIP LOCKED`` (after the
+    distribution lock no writer waits on a ticket row); one held by someone else is retried by a timer.
+    """
     effects = Effects()
     now = utcnow()
+    live = await _live_sockets(redis, keys, tenant_id, user_id)
     async with tenant_context(tenant_id=tenant_id) as session:
         conn = session.conn
-        await lock_distribution(conn, tenant_id)  # before the user row: the order every distributing writer keeps
-        row = await conn.fetchrow("SELECT presence, away, active FROM users WHERE id = $1 FOR UPDATE", user_id)
+        row = await conn.fetchrow("SELECT presence, away, active FROM users WHERE id = $1", user_id)
         if row is None:
             return "offline"
         chosen_away = row["away"] if away is None else away
-        live = await _live_sockets(redis, keys, tenant_id, user_id)
-        presence = "offline" if live == 0 or not row["active"] else "away" if chosen_away else "online"
-        if presence == row["presence"] and chosen_away == row["away"]:
+        unchanged = _effective(live, row["active"], chosen_away) == row["presence"] and chosen_away == row["away"]
+        if unchanged and not (retry_returns and row["presence"] == "offline"):
+            return str(row["presence"])
+        await lock_distribution(conn, tenant_id)
+        row = await conn.fetchrow("SELECT presence, away, active FROM users WHERE id = $1 FOR UPDATE", user_id)
+        assert row is not None
+        chosen_away = row["away"] if away is None else away
+        presence = _effective(await _live_sockets(redis, keys, tenant_id, user_id), row["active"], chosen_away)
+        moved_presence = presence != row["presence"]
+        if not moved_presence and chosen_away == row["away"] and not (retry_returns and presence == "offline"):
             return presence
-        await conn.execute("UPDATE users SET presence = $2, away = $3, presence_at = $4 WHERE id = $1",
-                           user_id, presence, chosen_away, now)  # fmt: skip
-        if presence != row["presence"]:
+        if moved_presence or chosen_away != row["away"]:
+            await conn.execute("UPDATE users SET presence = $2, away = $3, presence_at = $4 WHERE id = $1",
+                               user_id, presence, chosen_away, now)  # fmt: skip
+        if moved_presence:
             effects.events.append(RealtimeEvent(type="presence.updated",
                                                 data={"user_id": user_id, "presence": presence}))  # fmt: skip
+        if moved_presence or (retry_returns and presence == "offline"):
             calendars = Calendars(conn, await load_settings(conn))
             changed: set[int] = set()
             was: dict[int, dict[str, object]] = {}
+            queues: list[int] = []
             if presence == "offline":
                 rows = await conn.fetch(
                     "SELECT q.id, q.return_on_offline, array_agg(t.id ORDER BY t.id) AS tickets FROM tickets t"
                     " JOIN queues q ON q.id = t.queue_id WHERE t.user_id = $1 AND t.status = 'open' GROUP BY q.id",
                     user_id,
                 )
-                queues = []
                 for queue in rows:
                     returned = returned_on_offline(queue["return_on_offline"], presence, list(queue["tickets"]))
                     if not returned:
                         continue
-                    await conn.execute(
-                        "UPDATE tickets SET user_id = NULL, status = 'pending', updated_at = now()"
-                        " WHERE id = ANY($1::bigint[]) AND user_id = $2",
+                    moved = [r["id"] for r in await conn.fetch(
+                        """
+                        UPDATE tickets SET user_id = NULL, status = 'pending', updated_at = now()
+                        WHERE id IN (SELECT id FROM tickets WHERE id = ANY($1::bigint[]) AND user_id = $2
+                                     FOR UPDATE SKIP LOCKED)
+                        RETURNING id
+                        """,
                         returned, user_id,
-                    )  # fmt: skip
-                    for ticket_id in returned:
+                    )]  # fmt: skip
+                    if len(moved) < len(returned):  # someone holds one right now: try again shortly
+                        effects.timers.append(("presence", str(user_id), now + timedelta(seconds=2)))
+                    for ticket_id in moved:
                         await log_event(conn, ticket_id, "returned", details={"user_id": user_id, "reason": "offline"})
                         was[ticket_id] = {"user_id": user_id, "queue_id": queue["id"]}
-                    changed.update(returned)
+                    changed.update(moved)
                     queues.append(queue["id"])
-            else:
-                queues = await queues_of_user(conn, user_id) if presence == "online" else []
-            for assigned in await distribute_queues(conn, tenant_id, queues, now=now, calendars=calendars):
+            elif presence == "online":
+                queues = await queues_of_user(conn, user_id)
+            distribution = await distribute_queues(conn, tenant_id, queues, now=now, calendars=calendars)
+            for assigned in distribution.assigned:
                 changed.add(assigned.ticket_id)
                 was.setdefault(assigned.ticket_id, {"user_id": None, "queue_id": assigned.queue_id})
+            effects.timers += distribution.retries(now)
             effects.events += [ticket_event(t, was=was.get(t.id)) for t in await fetch_tickets(conn, changed)]
+        await effects.before_commit(redis, keys, tenant_id)
     await effects.after_commit(redis, keys, tenant_id)
     return presence
 
@@ -133,6 +171,9 @@ async def sweep_presence(redis: Redis, keys: StreamKeys) -> int:
             presence = await reconcile(redis, keys, int(tenant), int(user))
         except (TenantNotFound, TenantSuspended):  # nothing left to reconcile
             presence = "offline"
+        except Exception:  # one user's failure must not stop the round for everyone else; retried next round
+            logger.exception("presence of user %s of tenant %s not reconciled", user, tenant)
+            continue
         if presence == "offline":
             await redis.zrem(_due_key(keys), raw)
     return len(members)

@@ -6,7 +6,7 @@ Guarantees:
 * A timer is a *hint*: its handler re-reads the database and does nothing if the state moved on, so firing early,
   late or twice is harmless. That is why a timer is scheduled *before* the transaction that needs it commits (a
   timer whose transaction rolled back finds nothing to do), and why ``schedule`` keeps the earlier of two due
-  times (``ZADD LT``): a handler that finds it is too early simply schedules again.
+  times (``ZADD LT``): a handler that finds it is too early asks ``done`` to fire it again later.
 * Claiming is atomic across router replicas and crash-safe: ``claim_due`` moves due members to a lease score
   in the future instead of removing them; ``done`` removes a member only if it still has the lease score it was
   claimed with (so a re-schedule that happened meanwhile survives). A router that dies mid-handler leaves the
@@ -33,11 +33,14 @@ local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, member in ipairs(due) do redis.call('zadd', KEYS[1], ARGV[2], member) end
 return due
 """
-# KEYS[1] the set; ARGV[1] member, ARGV[2] the lease score it was claimed with.
+# KEYS[1] the set; ARGV[1] member, ARGV[2] the lease score it was claimed with, ARGV[3] when to fire again ('' =
+# never). Untouched since the claim: removed, or moved to the new time. Scheduled meanwhile: left as scheduled.
 _DONE = """
 local score = redis.call('zscore', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then return redis.call('zrem', KEYS[1], ARGV[1]) end
-return 0
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == '' then return redis.call('zrem', KEYS[1], ARGV[1]) end
+redis.call('zadd', KEYS[1], ARGV[3], ARGV[1])
+return 1
 """
 
 
@@ -76,6 +79,9 @@ async def claim_due(redis: Redis, keys: StreamKeys, *, lease_s: float = 60.0, li
     return timers
 
 
-async def done(redis: Redis, keys: StreamKeys, timer: Timer) -> None:
-    """Forget a handled timer (unless it was scheduled again while being handled)."""
-    await redis.eval(_DONE, 1, timers_key(keys), timer.member, str(timer.lease))
+async def done(redis: Redis, keys: StreamKeys, timer: Timer, *, again_at: datetime | None = None) -> None:
+    """Forget a handled timer, or make it fire again at ``again_at`` (a handler that found it too early) — unless
+    it was scheduled meanwhile, which wins. (A handler must not reschedule its own timer with :func:`schedule`:
+    ``ZADD LT`` cannot move it past its claim lease.)"""
+    again = "" if again_at is None else str(again_at.timestamp())
+    await redis.eval(_DONE, 1, timers_key(keys), timer.member, str(timer.lease), again)

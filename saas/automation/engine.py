@@ -224,6 +224,8 @@ class Automation:
                 await self._answer_menu(ticket, messages)
             elif messages:
                 await self._out_of_hours(ticket)
+            if ticket.user_id is None and ticket.queue_id is not None and ticket.bot_state is None:
+                self._distribute.add(ticket.queue_id)  # still waiting (or woken from a snooze): try again
 
     async def _start(self, ticket: _Ticket, messages: list[InboundMessage]) -> list[InboundMessage]:
         """A new conversation: greeting and menu, or straight into the only queue. Returns the messages left to
@@ -388,13 +390,10 @@ class Automation:
     # -- 3. after routing ---------------------------------------------------------------------------------------
 
     async def finish(self) -> tuple[list[RealtimeEvent], list[int]]:
-        """Distribute, store the automated messages, and build the events; returns (events, outbox message ids)."""
+        """Store the automated messages, distribute, and build the events; returns (events, outbox message ids).
+
+        Messages first: they update ticket rows, and after the distribution lock no ticket row may be waited on."""
         events: list[RealtimeEvent] = []
-        if self._distribute:
-            for assigned in await distribute_queues(self.conn, self.tenant_id, self._distribute, now=self.now,
-                                                    calendars=self.calendars):  # fmt: skip
-                self._was.setdefault(assigned.ticket_id, {"user_id": None, "queue_id": assigned.queue_id})
-                self.changed.add(assigned.ticket_id)
         outbox: list[int] = []
         summaries: dict[int, str] = {}
         for item in self.outgoing:
@@ -413,6 +412,13 @@ class Automation:
                 ids, [summaries[i] for i in ids],
             )  # fmt: skip
             self.changed.update(ids)
+        if self._distribute:
+            done = await distribute_queues(self.conn, self.tenant_id, self._distribute, now=self.now,
+                                           calendars=self.calendars)  # fmt: skip
+            self.timers += done.retries(self.now)
+            for assigned in done.assigned:
+                self._was.setdefault(assigned.ticket_id, {"user_id": None, "queue_id": assigned.queue_id})
+                self.changed.add(assigned.ticket_id)
         for ticket in await fetch_tickets(self.conn, self.changed):
             event = ticket_event(ticket, was=self._was.get(ticket.id))
             if ticket.id in self.created:

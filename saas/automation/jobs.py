@@ -5,17 +5,20 @@ transaction and does nothing if the state moved on.
 * ``snooze:<ticket>`` — a snoozed ticket wakes up (the inbox shows it again; automatic queues may distribute it).
 * ``distribute:<queue>`` — try distribution again (a waiting ticket was skipped because another transaction
   held it).
+* ``presence:<user>`` — an offline agent's ticket could not go back to its queue (held): reconcile again.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from redis.asyncio import Redis
 
 from saas.automation.engine import Automation
 from saas.effects import Effects
-from saas.queues.assign import distribute_queues
+from saas.presence import reconcile
+from saas.queues.assign import RETRY_AFTER, distribute_queues
 from saas.tickets.lifecycle import Calendars, fetch_tickets, log_event, ticket_event
 from saas.timers import Timer
 from saas.workspace.service import load_settings
@@ -28,8 +31,13 @@ __all__ = ["run_timer"]
 logger = logging.getLogger("atende.timers")
 
 
-async def run_timer(redis: Redis, keys: StreamKeys, timer: Timer) -> None:
+async def run_timer(redis: Redis, keys: StreamKeys, timer: Timer) -> datetime | None:
+    """Handle ``timer``; returns when it should fire again (it came too early), else None."""
+    if timer.kind == "presence":  # a return to the queue that met a held ticket: look again
+        await reconcile(redis, keys, timer.tenant_id, int(timer.subject), retry_returns=True)
+        return None
     now = utcnow()
+    again: datetime | None = None
     effects = Effects()
     async with tenant_context(tenant_id=timer.tenant_id) as session:
         conn = session.conn
@@ -38,7 +46,10 @@ async def run_timer(redis: Redis, keys: StreamKeys, timer: Timer) -> None:
             automation = Automation(conn, timer.tenant_id, settings, now)
             await automation.on_menu_timeout(int(timer.subject))
             events, outbox = await automation.finish()
-            effects = Effects(events, outbox, automation.timers)
+            own = [t for t in automation.timers if t[:2] == ("menu", timer.subject)]
+            again = min((t[2] for t in own), default=None)  # prompted again since: the new timeout
+            others = [t for t in automation.timers if t[:2] != ("menu", timer.subject)]
+            effects = Effects(events, outbox, others)
         elif timer.kind == "snooze":
             row = await conn.fetchrow(
                 "SELECT id, snoozed_until, queue_id, user_id, status FROM tickets WHERE id = $1 FOR UPDATE",
@@ -46,23 +57,30 @@ async def run_timer(redis: Redis, keys: StreamKeys, timer: Timer) -> None:
             )
             if row is not None and row["snoozed_until"] is not None:
                 if row["snoozed_until"] > now:  # snoozed again, for longer
-                    effects.timers.append(("snooze", timer.subject, row["snoozed_until"]))
+                    again = row["snoozed_until"]
                 else:
                     await conn.execute("UPDATE tickets SET snoozed_until = NULL, updated_at = now() WHERE id = $1",
                                        row["id"])  # fmt: skip
                     await log_event(conn, row["id"], "woke")
                     changed = {row["id"]}
                     if row["queue_id"] is not None and row["user_id"] is None and row["status"] == "pending":
-                        assigned = await distribute_queues(conn, timer.tenant_id, [row["queue_id"]], now=now,
-                                                           calendars=Calendars(conn, settings))  # fmt: skip
-                        changed |= {a.ticket_id for a in assigned}
-                    effects.events += [ticket_event(t) for t in await fetch_tickets(conn, changed)]
+                        done = await distribute_queues(conn, timer.tenant_id, [row["queue_id"]], now=now,
+                                                       calendars=Calendars(conn, settings))  # fmt: skip
+                        effects.timers += done.retries(now)
+                        was = {a.ticket_id: {"user_id": None, "queue_id": a.queue_id} for a in done.assigned}
+                        changed |= set(was)
+                    else:
+                        was = {}
+                    effects.events += [ticket_event(t, was=was.get(t.id)) for t in await fetch_tickets(conn, changed)]
         elif timer.kind == "distribute":
-            assigned = await distribute_queues(conn, timer.tenant_id, [int(timer.subject)], now=now,
-                                               calendars=Calendars(conn, settings))  # fmt: skip
+            done = await distribute_queues(conn, timer.tenant_id, [int(timer.subject)], now=now,
+                                           calendars=Calendars(conn, settings))  # fmt: skip
+            if done.skipped:
+                again = now + RETRY_AFTER
             effects.events += [ticket_event(t, was={"user_id": None, "queue_id": t.queue_id})
-                               for t in await fetch_tickets(conn, {a.ticket_id for a in assigned})]  # fmt: skip
+                               for t in await fetch_tickets(conn, {a.ticket_id for a in done.assigned})]  # fmt: skip
         else:
             logger.warning("unknown timer kind %r (%s): dropped", timer.kind, timer.member)
         await effects.before_commit(redis, keys, timer.tenant_id)
     await effects.after_commit(redis, keys, timer.tenant_id)
+    return again

@@ -14,8 +14,8 @@ Triggers: a ticket entering an automatic queue (router, transfer), an agent comi
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -25,7 +25,9 @@ from saas.tickets.lifecycle import Calendars, elapsed, fetch_tickets, lock_distr
 from saas.workspace.service import load_settings
 from tenants.context import TenantSession
 
-__all__ = ["Assigned", "distribute_now", "distribute_queues", "queues_of_user"]
+__all__ = ["Assigned", "Distribution", "distribute_now", "distribute_queues", "queues_of_user"]
+
+RETRY_AFTER = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,18 @@ class Assigned:
     ticket_id: int
     user_id: int
     queue_id: int
+
+
+@dataclass(slots=True)
+class Distribution:
+    """What a distribution did, and the queues where a waiting ticket was held by another transaction (skipped,
+    so the decision never waits on a ticket row): those are retried by a ``distribute`` timer."""
+
+    assigned: list[Assigned] = field(default_factory=list)
+    skipped: set[int] = field(default_factory=set)
+
+    def retries(self, now: datetime) -> list[tuple[str, str, datetime]]:
+        return [("distribute", str(queue_id), now + RETRY_AFTER) for queue_id in sorted(self.skipped)]
 
 
 async def queues_of_user(conn: asyncpg.Connection, user_id: int) -> list[int]:
@@ -45,32 +59,33 @@ async def distribute_now(session: TenantSession, queue_ids: Collection[int], *, 
     grew); returns the events of the tickets assigned."""
     conn = session.conn
     calendars = Calendars(conn, await load_settings(conn))
-    assigned = await distribute_queues(conn, session.tenant.id, queue_ids, now=now, calendars=calendars)
-    tickets = await fetch_tickets(conn, {a.ticket_id for a in assigned})
-    return Effects(events=[ticket_event(t, was={"user_id": None, "queue_id": t.queue_id}) for t in tickets])
+    done = await distribute_queues(conn, session.tenant.id, queue_ids, now=now, calendars=calendars)
+    tickets = await fetch_tickets(conn, {a.ticket_id for a in done.assigned})
+    return Effects(events=[ticket_event(t, was={"user_id": None, "queue_id": t.queue_id}) for t in tickets],
+                   timers=done.retries(now))  # fmt: skip
 
 
 async def distribute_queues(conn: asyncpg.Connection, tenant_id: int, queue_ids: Collection[int], *,
-                            now: datetime, calendars: Calendars) -> list[Assigned]:  # fmt: skip
+                            now: datetime, calendars: Calendars) -> Distribution:  # fmt: skip
     """Assign waiting tickets of the automatic queues among ``queue_ids`` to eligible agents; returns what changed."""
+    result = Distribution()
     if not queue_ids:
-        return []
+        return result
     queues = await conn.fetch(
         "SELECT id, strategy, last_assigned_user_id FROM queues WHERE id = ANY($1::bigint[]) AND strategy <> 'manual'"
         " ORDER BY id",
         sorted(set(queue_ids)),
     )
     if not queues:
-        return []
+        return result
     await lock_distribution(conn, tenant_id)
-    assigned: list[Assigned] = []
     for queue in queues:
-        assigned += await _distribute_one(conn, queue, now=now, calendars=calendars)
-    return assigned
+        result.assigned += await _distribute_one(conn, queue, now=now, calendars=calendars, result=result)
+    return result
 
 
-async def _distribute_one(conn: asyncpg.Connection, queue: asyncpg.Record, *, now: datetime,
-                          calendars: Calendars) -> list[Assigned]:  # fmt: skip
+async def _distribute_one(conn: asyncpg.Connection, queue: asyncpg.Record, *, now: datetime, calendars: Calendars,
+                          result: Distribution) -> list[Assigned]:  # fmt: skip
     agents = [
         AgentLoad(
             user_id=r["id"],
@@ -104,6 +119,12 @@ async def _distribute_one(conn: asyncpg.Connection, queue: asyncpg.Record, *, no
         """,
         queue["id"], now, free,
     )  # fmt: skip
+    if len(waiting) < free and await conn.fetchval(
+        "SELECT count(*) FROM tickets WHERE queue_id = $1 AND status = 'pending' AND user_id IS NULL"
+        " AND bot_state IS NULL AND (snoozed_until IS NULL OR snoozed_until <= $2)",
+        queue["id"], now,
+    ) > len(waiting):  # fmt: skip
+        result.skipped.add(queue["id"])
     if not waiting:
         return []
     state = QueueState(strategy=queue["strategy"], last_assigned_user_id=queue["last_assigned_user_id"])

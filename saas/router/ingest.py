@@ -108,6 +108,16 @@ async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundM
             pending[pair_of[key]].append((key, message))
     ticket_of: dict[Any, int] = {key: ticket_of_pair[pair_of[key]] for key in kept if pair_of[key] in ticket_of_pair}
     if pending:
+        # A redelivery of a message stored long ago (a provider's retry, a history replay) opens nothing.
+        known = await _stored_keys(conn, [key for items in pending.values() for key, _m in items])
+        for pair in list(pending):
+            pending[pair] = [(key, m) for key, m in pending[pair] if key not in known]
+            if not pending[pair]:
+                del pending[pair]
+        for key in known:
+            kept.pop(key, None)
+            result.duplicates += 1
+    if pending:
         for items in pending.values():
             items.sort(key=lambda item: item[1].occurred_at)
         ticket_of.update(await automation.open_conversations(dict(pending)))
@@ -254,17 +264,31 @@ def _media_json(message: InboundMessage) -> str | None:
 
 
 async def _active_tickets(conn: asyncpg.Connection, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """The active ticket of each (contact, connection), row-locked: a ticket an agent closes meanwhile is re-read
+    after their commit and drops out, so the message opens (or reopens) a conversation instead of landing on a
+    closed ticket nobody looks at. Locked in id order, like every batch, so routers never deadlock on them."""
     rows = await conn.fetch(
         """
         SELECT t.id, t.contact_id, t.connection_id FROM tickets t
         JOIN unnest($1::bigint[], $2::bigint[]) AS u(contact_id, connection_id)
           ON t.contact_id = u.contact_id AND t.connection_id = u.connection_id
         WHERE t.status <> 'closed'
+        ORDER BY t.id
+        FOR UPDATE OF t
         """,
         [p[0] for p in pairs],
         [p[1] for p in pairs],
     )
     return {(r["contact_id"], r["connection_id"]): r["id"] for r in rows}
+
+
+async def _stored_keys(conn: asyncpg.Connection, keys: list[Any]) -> set[Any]:
+    rows = await conn.fetch(
+        "SELECT m.connection_id, m.provider_message_id FROM messages m"
+        " JOIN unnest($1::bigint[], $2::text[]) AS u(c, p) ON m.connection_id = u.c AND m.provider_message_id = u.p",
+        [k[0] for k in keys], [k[1] for k in keys],
+    )  # fmt: skip
+    return {(r["connection_id"], r["provider_message_id"]) for r in rows}
 
 
 _STATUS_RETURNING = "RETURNING m.id, m.ticket_id, m.provider_message_id, m.status, m.error_code, m.error_title"

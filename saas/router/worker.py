@@ -217,14 +217,15 @@ class RouterWorker:
         """Run the due timers (menu timeouts, snoozes ending, distribution retries); each one independently."""
         handled = 0
         for timer in await timers.claim_due(self.redis, self.keys):
+            again = None
             try:
-                await run_timer(self.redis, self.keys, timer)
+                again = await run_timer(self.redis, self.keys, timer)
             except (TenantSuspended, TenantNotFound):
                 pass  # nothing to do for a tenant that is gone or suspended
             except Exception:
                 logger.exception("timer %s failed; retried when its lease ends", timer.member)
                 continue
-            await timers.done(self.redis, self.keys, timer)
+            await timers.done(self.redis, self.keys, timer, again_at=again)
             handled += 1
         return handled
 

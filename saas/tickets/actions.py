@@ -144,8 +144,10 @@ class _Change:
 
     async def finish(self, ticket_id: int) -> TicketOut:
         if self._distribute:
-            for a in await distribute_queues(self.session.conn, self.session.tenant.id, self._distribute, now=self.now,
-                                             calendars=await self.calendars_()):  # fmt: skip
+            done = await distribute_queues(self.session.conn, self.session.tenant.id, self._distribute, now=self.now,
+                                           calendars=await self.calendars_())  # fmt: skip
+            self.effects.timers += done.retries(self.now)
+            for a in done.assigned:
                 self.touch(a.ticket_id, self.tickets.get(a.ticket_id) or {"user_id": None, "queue_id": a.queue_id})
         self.touch(ticket_id)
         result = None

@@ -174,8 +174,13 @@ async def lock_distribution(conn: asyncpg.Connection, tenant_id: int) -> None:
     """Serialize every assignment decision of a tenant (held to the end of the transaction).
 
     Any transaction that may assign tickets takes this lock *before* it reads agents' loads, so two decisions never
-    see the same free capacity. Pending tickets are read with ``SKIP LOCKED``, so the lock never waits on a ticket
-    row held by a transaction that itself waits for the lock.
+    see the same free capacity. The lock order every writer keeps, so none of them can deadlock another:
+
+    1. ticket rows (``FOR UPDATE``, in id order), 2. the per-pair advisory locks of new conversations,
+    3. this lock, 4. user rows.
+
+    After this lock a ticket row is only ever taken with ``SKIP LOCKED`` (a skipped ticket is retried by a
+    timer), and a user row is never updated before it (a capacity or presence change takes this lock first).
     """
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"atende.distribute.{tenant_id}")
 

@@ -20,6 +20,7 @@ from saas.params import Id
 from saas.queues.assign import distribute_now, queues_of_user
 from saas.runtime import Runtime
 from saas.tickets.controllers import act
+from saas.tickets.lifecycle import lock_distribution
 from saas.users.schemas import (
     AcceptInvite,
     ChangePassword,
@@ -88,6 +89,8 @@ class UsersController(Controller):
     async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                      runtime: NamedDependency[Runtime], user_id: Id, data: JSONBody[UserUpdate]) -> UserOut:  # fmt: skip
         async def change(session: TenantSession, principal: Principal) -> tuple[UserOut, Effects]:
+            if data.capacity is not msgspec.UNSET:  # the user row comes after the distribution lock, always
+                await lock_distribution(session.conn, session.tenant.id)
             user = await do_update(session, actor_id=principal.user_id, user_id=user_id, role=_value(data.role),
                                    name=_value(data.name), capacity=_value(data.capacity),
                                    origin=_origin(request))  # fmt: skip

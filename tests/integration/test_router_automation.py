@@ -5,6 +5,7 @@ chatbot menu's timeout, snoozes that wake up, blocked contacts, and tickets retu
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -350,3 +351,101 @@ async def test_a_nul_character_never_blocks_a_message(harness: Harness) -> None:
     await h.say("5511900006666@s.whatsapp.net", "meu pedido\x00 chegou", name="Jo\x00ão")
     assert await h.value("SELECT body FROM messages") == "meu pedido chegou"
     assert await h.value("SELECT push_name FROM contacts") == "João"
+
+
+async def test_a_timer_that_fires_early_fires_again_later_even_past_its_lease(harness: Harness) -> None:
+    from saas import timers
+
+    h = harness
+    await h.say("5511900007777@s.whatsapp.net", "oi")
+    ticket = await h.value("SELECT id FROM tickets")
+    async with app_client(create_app(h.settings)) as client:
+        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
+                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        soon = (utcnow() + timedelta(seconds=1)).isoformat()
+        await client.patch(f"/api/v1/tickets/{ticket}", headers=auth, json={"snoozed_until": soon})
+        later = utcnow() + timedelta(minutes=5)  # snoozed again, further than the claim lease (60 s)
+        await client.patch(f"/api/v1/tickets/{ticket}", headers=auth, json={"snoozed_until": later.isoformat()})
+    await asyncio.sleep(1.1)
+    assert await h.worker.timers_once() == 1  # fired at the first time: too early, so due again at the later one
+    assert await h.value("SELECT snoozed_until IS NOT NULL FROM tickets")
+    score = await h.redis.zscore(timers.timers_key(h.keys), f"{h.tenant.id}:snooze:{ticket}")
+    assert score is not None and abs(score - later.timestamp()) < 1
+
+
+async def test_a_message_racing_a_close_opens_a_conversation(harness: Harness, database: str) -> None:
+    import asyncpg
+
+    h = harness
+    chat = "5511900008888@s.whatsapp.net"
+    await h.say(chat, "oi")
+    first = await h.value("SELECT id FROM tickets")
+    await h.value("UPDATE tenant_settings SET reopen_mode = 'new'")
+    agent = await asyncpg.connect(database)  # an agent's close, committed while the router waits on the ticket
+    try:
+        closing = agent.transaction()
+        await closing.start()
+        await agent.execute(f"UPDATE \"{h.tenant.schema}\".tickets SET status = 'closed', closed_at = now()")
+        routed = asyncio.create_task(h.say(chat, "mais uma coisa"))
+        await asyncio.sleep(0.3)
+        assert not routed.done()  # the router waits for the close instead of writing into the closing ticket
+        await closing.commit()
+        await routed
+    finally:
+        await agent.close()
+    tickets = await h.rows("SELECT id, status FROM tickets ORDER BY id")
+    assert [(t["id"] == first, t["status"]) for t in tickets] == [(True, "closed"), (False, "pending")]
+    assert await h.value("SELECT body FROM messages WHERE ticket_id = $1", tickets[1]["id"]) == "mais uma coisa"
+
+
+async def test_a_redelivered_old_message_opens_nothing(harness: Harness) -> None:
+    h = harness
+    chat = "5511900009999@s.whatsapp.net"
+    message = InboundMessage(provider_message_id="old-1", chat_id=chat, chat_id_raw=chat, sender_id=chat, text="oi",
+                             occurred_at=utcnow())  # fmt: skip
+    envelope = Envelope(event_id="old-1", tenant_id=h.tenant.id, connection_id=h.connection_id, provider="simulator",
+                        received_at=utcnow(), event=message)  # fmt: skip
+    await append_events(h.redis, h.keys, [envelope])
+    await h.drain()
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = now()")
+    for mode in ("new", "window"):
+        await h.value("UPDATE tenant_settings SET reopen_mode = $1", mode)
+        await append_events(h.redis, h.keys, [envelope])  # the provider delivers it again, days later
+        await h.drain()
+        assert await h.rows("SELECT status, reopened_count FROM tickets") == [("closed", 0)]
+
+
+async def test_presence_changes_never_deadlock_with_ticket_actions(harness: Harness) -> None:
+    from saas import timers
+    from saas.tickets.lifecycle import lock_distribution
+
+    h = harness
+    ana = await _agent(h, "Ana")
+    queue = await h.value("INSERT INTO queues (name, strategy, return_on_offline) VALUES ('Q', 'round_robin', true)"
+                          " RETURNING id")  # fmt: skip
+    await h.value("INSERT INTO queue_members VALUES ($1, $2)", queue, ana)
+    await h.value("INSERT INTO queue_connections VALUES ($1, $2)", queue, h.connection_id)
+    await h.say("5511900012345@s.whatsapp.net", "oi")
+    ticket = await h.value("SELECT id FROM tickets WHERE user_id = $1", ana)
+    assert ticket is not None
+
+    async def action() -> None:  # what an action does: the ticket row first, the distribution lock after
+        async with tenant_context(h.tenant.slug) as session:
+            await session.conn.fetchrow("SELECT id FROM tickets WHERE id = $1 FOR UPDATE", ticket)
+            await asyncio.sleep(0.4)
+            await lock_distribution(session.conn, h.tenant.id)
+
+    async def goes_offline() -> str:
+        await asyncio.sleep(0.1)
+        return await presence.reconcile(h.redis, h.keys, h.tenant.id, ana)  # no socket: offline
+
+    results = await asyncio.wait_for(asyncio.gather(action(), goes_offline()), 10)
+    assert results[1] == "offline"
+    # Her ticket was held by the action, so it stays with her for now and a timer looks again.
+    assert await h.value("SELECT user_id FROM tickets") == ana
+    due = await h.redis.zscore(timers.timers_key(h.keys), f"{h.tenant.id}:presence:{ana}")
+    assert due is not None
+    await asyncio.sleep(max(0.0, due - time.time()) + 0.1)
+    assert await h.worker.timers_once() == 1
+    assert await h.value("SELECT user_id FROM tickets") is None  # back in the queue now
