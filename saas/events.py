@@ -26,6 +26,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from saas import presence
+from saas.auth.permissions import Permission, allowed
 from saas.auth.principal import principal_context
 from saas.auth.tokens import Claims
 from saas.runtime import Runtime
@@ -77,6 +78,8 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
     await socket.accept()
     last_id = socket.query_params.get("last_event_id") or "$"
     key = runtime.keys.realtime(claims.tid)
+    # A session's QR code links a device to the tenant's WhatsApp number: only who may manage connections sees it.
+    may_link = allowed(claims.role, Permission.CONNECTIONS_MANAGE)
 
     async def pump() -> None:
         nonlocal last_id
@@ -91,6 +94,8 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
             for entry_id, event in batch:
                 last_id = entry_id
                 ticket_id = event.get("ticket_id")
+                if event.get("type") == "session.updated" and not may_link:
+                    event = {**event, "data": {**event.get("data", {}), "qr": None}}
                 if ticket_id is None or visible is None or ticket_id in visible:
                     await socket.send_json({"id": entry_id, **event})
                 elif entry_id in hidden:

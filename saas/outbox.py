@@ -9,7 +9,9 @@ deduplicates by message id, so relaying twice is harmless.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -18,15 +20,42 @@ from supervisor.streams import StreamKeys, append_outbound
 from supervisor.wire import FetchMedia, MediaRef, OutboundMessage
 from tenants.context import tenant_context
 
-__all__ = ["mark_dirty", "outbox_dirty_key", "relay_tenant"]
+__all__ = ["clear_dirty", "dirty_tenants", "mark_dirty", "outbox_dirty_key", "relay_tenant"]
+
+# A writer marks *before* its commit, so the relay loop, finding nothing unrelayed, cannot tell "done" from "a
+# transaction still in flight". A mark is therefore removed only when it is older than any writer transaction
+# (MARK_GRACE_S) and nobody marked the tenant again since the loop read it.
+MARK_GRACE_S = 30.0
+_CLEAR = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) and tonumber(score) < tonumber(ARGV[3]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
 
 
 def outbox_dirty_key(keys: StreamKeys) -> str:
-    return f"{keys.prefix}:outbox:dirty"
+    """A sorted set: tenant id -> the time of its latest mark (ms)."""
+    return f"{keys.prefix}:outbox:marks"
 
 
 async def mark_dirty(redis: Redis, keys: StreamKeys, tenant_id: int) -> None:
-    await redis.sadd(outbox_dirty_key(keys), str(tenant_id))
+    await redis.zadd(outbox_dirty_key(keys), {str(tenant_id): int(time.time() * 1000)}, gt=True)
+
+
+async def dirty_tenants(redis: Redis, keys: StreamKeys) -> list[tuple[int, float]]:
+    """The marked tenants with the time of their latest mark (pass it to :func:`clear_dirty`)."""
+    marks: Any = await redis.zrange(outbox_dirty_key(keys), 0, -1, withscores=True)
+    return [(int(member), float(score)) for member, score in marks]
+
+
+async def clear_dirty(redis: Redis, keys: StreamKeys, tenant_id: int, mark: float, *,
+                      grace_s: float = MARK_GRACE_S) -> bool:  # fmt: skip
+    """Remove the tenant's mark if it is still ``mark`` and older than ``grace_s``; True if removed."""
+    before = int((time.time() - grace_s) * 1000)
+    removed: Any = await redis.eval(_CLEAR, 1, outbox_dirty_key(keys), str(tenant_id), int(mark), before)
+    return bool(removed)
 
 
 async def relay_tenant(redis: Redis, keys: StreamKeys, tenant_id: int, *, older_than_s: float = 0.0,

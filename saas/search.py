@@ -19,8 +19,9 @@ import asyncpg
 
 __all__ = ["body_document", "contact_clause", "contact_document", "digits_of", "fold", "tsquery", "word_frequency"]
 
-_ACCENTED = "áàâãäåéèêëíìîïóòôõöúùûüçñý"
-_PLAIN = "aaaaaaeeeeiiiiooooouuuucny"
+# Capitals too: ``lower`` leaves accented capitals alone under the "C" collation.
+_ACCENTED = "áàâãäåéèêëíìîïóòôõöúùûüçñýÁÀÂÃÄÅÉÈÊËÍÌÎÏÓÒÔÕÖÚÙÛÜÇÑÝ"
+_PLAIN = "aaaaaaeeeeiiiiooooouuuucnyaaaaaaeeeeiiiiooooouuuucny"
 
 
 def _fold_sql(column: str) -> str:

@@ -5,7 +5,8 @@ events, and when the connection ends let :func:`supervisor.policy.decide` say wh
 events of all sessions go through one :class:`Appender` that batches ``XADD``s and acknowledges each event
 to its driver only after the append returned. Outbound commands of all sessions are read by one
 multiplexed ``XREADGROUP`` and handed to each session's send loop, which paces sends with a token bucket,
-sends idempotently (a Redis marker per message id) and reports the result as an inbound ``MessageStatus``.
+sends idempotently (a Redis marker per message id) and reports the result as an inbound ``MessageStatus``; a
+command that fails, even unexpectedly, is reported FAILED with a stable code and the loop goes on with the next.
 
 The host never dies of a session: each runner catches its own errors, and a crash is just a restart reason.
 """
@@ -24,12 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from supervisor.drivers.base import Driver, DriverConfig, DriverError, RateLimited, SendFailed
 from supervisor.drivers.factory import make_driver
-from supervisor.media import MAX_BYTES, MediaNotFound, MediaStore, media_key, store_from_settings
+from supervisor.media import (
+    MAX_BYTES,
+    MediaError,
+    MediaNotFound,
+    MediaRejected,
+    MediaStore,
+    media_key,
+    store_from_settings,
+)
 from supervisor.metrics import MetricsSink
 from supervisor.policy import Action, DisconnectReason, RestartPolicy, SessionHistory, decide, reason_from
 from supervisor.realtime import RealtimeEvent, publish
@@ -65,6 +75,8 @@ logger = logging.getLogger("atende.host")
 OUT_GROUP = "hosts"
 SENT_MARKER_TTL_S = 24 * 3600
 STARTING_WRITE_DELAY_S = 1.0
+MEDIA_READ_ATTEMPTS = 3  # reading an agent's upload from the media store, before the send is reported FAILED
+MEDIA_READ_BACKOFF_S = 0.2  # doubled after each failed attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,8 +368,9 @@ class SessionRunner:
             response: Any = await redis.xautoclaim(key, OUT_GROUP, self.host.config.name, 0, start_id=start, count=500)
             next_start, claimed = response[0], response[1]
             for entry_id, fields in claimed:
-                if fields:
-                    await self.send_queue.put((key, entry_id, decode_command(fields)))
+                command = await readable_command(redis, key, entry_id, fields) if fields else None
+                if command is not None:
+                    await self.send_queue.put((key, entry_id, command))
             if not claimed or next_start in (b"0-0", "0-0"):
                 return
             start = next_start
@@ -373,11 +386,31 @@ class SessionRunner:
                     task.add_done_callback(fetches.discard)
                     continue
                 await self.bucket.take()
-                await self._send(driver, command)
-                await self.host.redis.xack(key, OUT_GROUP, entry_id)
+                await self._send_and_ack(driver, key, entry_id, command)
         finally:
             for task in fetches:
                 task.cancel()
+
+    async def _send_and_ack(self, driver: Driver, key: str, entry_id: bytes, command: OutboundMessage) -> None:
+        """One send, from the marker to the stream ack. Whatever goes wrong is this command's failure, reported
+        FAILED (``internal_error`` when unexpected), never the send loop's: the next command is sent regardless."""
+        try:
+            await self._send(driver, command)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("send of message %s failed unexpectedly", command.message_id)
+            self.host.metrics.inc("atende_session_send_errors_total", self.labels)
+            with contextlib.suppress(Exception):  # best effort: the command is acked below, never retried
+                await self.host.redis.delete(self._marker(command))
+            await self._report(command, "FAILED", None, code="internal_error",
+                               title="the session host could not send this message")  # fmt: skip
+        try:
+            await self.host.redis.xack(key, OUT_GROUP, entry_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # left pending: taken over on the next connection (a sent message's marker stops a resend)
+            logger.warning("ack of send %s failed", command.message_id, exc_info=True)
 
     async def _fetch_and_ack(self, driver: Driver, key: str, entry_id: bytes, command: FetchMedia) -> None:
         try:
@@ -427,9 +460,34 @@ class SessionRunner:
                             occurred_at=utcnow(), **fields)  # fmt: skip
         await self.host.appender.put(self._envelope(event), None)
 
+    def _marker(self, command: OutboundMessage) -> str:
+        """The Redis key that remembers a send (``pending``, then the provider's id): a redelivery sends nothing."""
+        return f"{self.host.keys.prefix}:sent:{{t{command.tenant_id}}}:{command.message_id}"
+
+    async def _read_media(self, command: OutboundMessage) -> bytes | MediaError:
+        """The bytes of an agent's upload, or the error that ends its send.
+
+        A store failure that may pass is tried three times in all with a short backoff; a missing (or refused)
+        object fails at once.
+        """
+        assert command.media is not None
+        attempt = 0
+        while True:
+            try:
+                return await self.host.media.get(command.media.ref)
+            except (MediaNotFound, MediaRejected) as exc:
+                return exc
+            except MediaError as exc:
+                attempt += 1
+                if attempt == MEDIA_READ_ATTEMPTS:
+                    logger.error("reading the media of message %s failed: %s", command.message_id, exc)
+                    return exc
+                logger.warning("reading the media of message %s failed (%s); retrying", command.message_id, exc.code)
+                await asyncio.sleep(MEDIA_READ_BACKOFF_S * 2 ** (attempt - 1))
+
     async def _send(self, driver: Driver, command: OutboundMessage) -> None:
         redis = self.host.redis
-        marker = f"{self.host.keys.prefix}:sent:{{t{command.tenant_id}}}:{command.message_id}"
+        marker = self._marker(command)
         existing = await redis.get(marker)
         if existing and existing != b"pending":
             await self._report(
@@ -440,12 +498,15 @@ class SessionRunner:
         started = time.monotonic()
         data: bytes | None = None
         if command.media is not None:
-            try:
-                data = await self.host.media.get(command.media.ref)
-            except MediaNotFound:
+            read = await self._read_media(command)
+            if isinstance(read, MediaError):
+                self.host.metrics.inc("atende_session_send_errors_total", self.labels)
                 await redis.delete(marker)
-                await self._report(command, "FAILED", None, code="media_not_found", title="the file is gone")
+                # A fixed title: the error's own text names keys and server paths, which agents have no use for.
+                title = "the file is gone" if isinstance(read, MediaNotFound) else "the file could not be read"
+                await self._report(command, "FAILED", None, code=read.code, title=title)
                 return
+            data = read
         for attempt in range(5):
             try:
                 idempotency_key = f"atende-{command.tenant_id}-{command.message_id}"
@@ -504,6 +565,19 @@ def decode_command(fields: dict[bytes, bytes]) -> OutboundMessage | FetchMedia:
     if FETCH_FIELD in fields:
         return decode_fetch(fields[FETCH_FIELD])
     return decode_outbound(fields[FIELD])
+
+
+async def readable_command(redis: Redis, key: str, entry_id: bytes, fields: dict[bytes, bytes]
+                           ) -> OutboundMessage | FetchMedia | None:  # fmt: skip
+    """The entry's command, or None for an entry no host can read (written by a newer or broken writer): it is
+    logged and acknowledged, so it neither stops the other commands of its read nor comes back on every
+    reconnect. Its message stays QUEUED in the database, where the inbox shows it unsent."""
+    try:
+        return decode_command(fields)
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
+        logger.error("dropping unreadable outbound entry %s of %s: %s", entry_id, key, exc)
+        await redis.xack(key, OUT_GROUP, entry_id)
+        return None
 
 
 def _acker(driver: Driver, event: InboundMessage | MessageStatus) -> AckFn:
@@ -617,8 +691,9 @@ class SessionHostCore:
                     name = key.decode() if isinstance(key, bytes) else key
                     runner = by_key.get(name)
                     for entry_id, fields in items:
-                        if runner is not None and fields:
-                            await runner.send_queue.put((name, entry_id, decode_command(fields)))
+                        command = await readable_command(self.redis, name, entry_id, fields) if fields else None
+                        if runner is not None and command is not None:
+                            await runner.send_queue.put((name, entry_id, command))
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -73,6 +73,7 @@ class _Ticket:
     bot_state: str | None
     bot_path: list[str]
     bot_invalid: int
+    is_group: bool = False  # groups get no automated messages (see :meth:`Automation._start`)
 
 
 @dataclass(slots=True)
@@ -92,6 +93,7 @@ class Automation:
     survey_answers: dict[int, Any] = field(default_factory=dict)  # survey id -> the rating message's key
     _distribute: set[int] = field(default_factory=set)
     _routing: dict[int, Routing] = field(default_factory=dict)
+    _queues: dict[int, asyncpg.Record | None] = field(default_factory=dict)
     _was: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,9 +105,12 @@ class Automation:
         """The ticket of each message of pairs without an active ticket (``pair -> [(key, message)]`` in order)."""
         conn = self.conn
         pairs = sorted(pending)
-        for contact_id, connection_id in pairs:  # sorted: two routers never wait on each other in a cycle
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                               f"atende.pair.{self.tenant_id}.{contact_id}.{connection_id}")  # fmt: skip
+        # In sorted order (two routers never wait on each other in a cycle), in one round trip.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n)"
+            " ORDER BY n",
+            [f"atende.pair.{self.tenant_id}.{contact_id}.{connection_id}" for contact_id, connection_id in pairs],
+        )
         contact_ids = [p[0] for p in pairs]
         connection_ids = [p[1] for p in pairs]
         rows = await conn.fetch(
@@ -155,34 +160,53 @@ class Automation:
                 decision = reopen_decision(self.settings.reopen_mode, self.settings.reopen_window_s, closed_at,
                                            self.now)  # fmt: skip
                 if decision == "reopen" and last is not None and not message.from_me:
-                    active = await self._reopen(last["id"])
+                    active = await self._reopen(last["id"], pair)
                 else:
                     active = await self._create(pair)
                 ticket_of[key] = active
         return ticket_of
 
     async def _create(self, pair: Pair) -> int:
-        ticket_id: int = await self.conn.fetchval(
-            "INSERT INTO tickets (contact_id, connection_id) VALUES ($1, $2) RETURNING id", pair[0], pair[1]
-        )
+        """A new ticket for the pair. Staff do not take the pair locks, so an agent's reopen (or a transfer onto
+        this connection) may have made a ticket active since we looked: then the message joins that one."""
+        ticket_id: int | None = await self.conn.fetchval(
+            "INSERT INTO tickets (contact_id, connection_id) VALUES ($1, $2)"
+            " ON CONFLICT (contact_id, connection_id) WHERE status <> 'closed' DO NOTHING RETURNING id",
+            pair[0], pair[1],
+        )  # fmt: skip
+        if ticket_id is None:
+            active: int = await self.conn.fetchval(
+                "SELECT id FROM tickets WHERE contact_id = $1 AND connection_id = $2 AND status <> 'closed'",
+                pair[0], pair[1],
+            )  # fmt: skip
+            return active
         self.created.add(ticket_id)
         self.changed.add(ticket_id)
         return ticket_id
 
-    async def _reopen(self, ticket_id: int) -> int:
+    async def _reopen(self, ticket_id: int, pair: Pair) -> int:
+        """The customer came back within the reopen window: the ticket goes back to its agent if they are online
+        — continuity before capacity, the agent knows the conversation, so their limit does not apply — else to
+        its queue to be distributed again (away counts as not there: the customer should not wait on a break).
+
+        Only a closed ticket is reopened: if staff reopened it since we looked it is simply the active one (or,
+        when another of the pair's tickets became active meanwhile, the message joins that one)."""
         row = await self.conn.fetchrow(
             """
             UPDATE tickets t SET
                 status = CASE WHEN u.id IS NOT NULL THEN 'open' ELSE 'pending' END,
                 user_id = u.id, closed_at = NULL, closed_by = NULL, reopened_at = $2,
                 reopened_count = t.reopened_count + 1, bot_state = NULL, snoozed_until = NULL, updated_at = now()
-            FROM tickets old LEFT JOIN users u ON u.id = old.user_id AND u.active AND u.presence <> 'offline'
-            WHERE t.id = $1 AND old.id = t.id
+            FROM tickets old LEFT JOIN users u ON u.id = old.user_id AND u.active AND u.presence = 'online'
+            WHERE t.id = $1 AND old.id = t.id AND t.status = 'closed'
+              AND NOT EXISTS (SELECT 1 FROM tickets a WHERE a.contact_id = t.contact_id
+                              AND a.connection_id = t.connection_id AND a.status <> 'closed')
             RETURNING t.id, t.queue_id, t.user_id, old.user_id AS previous_user_id
             """,
             ticket_id, self.now,
         )  # fmt: skip
-        assert row is not None
+        if row is None:
+            return await self._create(pair)  # staff made a ticket of the pair active meanwhile: join it
         self.reopened.add(ticket_id)
         self.changed.add(ticket_id)
         self._was[ticket_id] = {"user_id": row["previous_user_id"], "queue_id": row["queue_id"]}
@@ -209,8 +233,9 @@ class Automation:
         if not inbound:
             return
         rows = await self.conn.fetch(
-            "SELECT id, contact_id, connection_id, status, queue_id, user_id, bot_state, bot_path, bot_invalid"
-            " FROM tickets WHERE id = ANY($1::bigint[]) ORDER BY id",
+            "SELECT t.id, t.contact_id, t.connection_id, t.status, t.queue_id, t.user_id, t.bot_state, t.bot_path,"
+            " t.bot_invalid, c.is_group FROM tickets t JOIN contacts c ON c.id = t.contact_id"
+            " WHERE t.id = ANY($1::bigint[]) ORDER BY t.id",
             list(inbound),
         )
         for row in rows:
@@ -229,8 +254,15 @@ class Automation:
 
     async def _start(self, ticket: _Ticket, messages: list[InboundMessage]) -> list[InboundMessage]:
         """A new conversation: greeting and menu, or straight into the only queue. Returns the messages left to
-        read as answers to the menu (the first one opened the conversation)."""
+        read as answers to the menu (the first one opened the conversation).
+
+        A group gets none of it — no greeting, menu, queue greeting or out-of-hours notice, which would go to
+        every member — and enters the connection's only queue silently (or waits in no queue)."""
         routing = await self._routing_of(ticket.connection_id)
+        if ticket.is_group:
+            if routing.queue_id is not None:
+                await self._enter_queue(ticket, routing.queue_id, via="connection")
+            return []
         if routing.bot is not None:
             for text in menu.start(routing.bot):
                 self._say(ticket, text)
@@ -317,7 +349,7 @@ class Automation:
         return True
 
     async def _enter_queue(self, ticket: _Ticket, queue_id: int, *, via: str) -> None:
-        queue = await self.conn.fetchrow("SELECT id, greeting, strategy FROM queues WHERE id = $1", queue_id)
+        queue = await self._queue(queue_id)
         if queue is None:  # deleted meanwhile: the ticket waits without a queue
             await self._out_of_hours(ticket)
             return
@@ -336,15 +368,15 @@ class Automation:
             self._distribute.add(queue_id)
 
     async def _out_of_hours(self, ticket: _Ticket) -> None:
-        """If the ticket's hours are closed now, tell the customer once per closed window."""
+        """If the ticket's hours are closed now, tell the customer once per closed window (never a group)."""
+        if ticket.is_group:
+            return
         calendar = await self.calendars.for_queue(ticket.queue_id)
         if calendar is None or is_open(calendar, self.now):
             return
         text, scope = self.settings.out_of_hours_message, "tenant"
         if ticket.queue_id is not None:
-            queue = await self.conn.fetchrow(
-                "SELECT hours IS NOT NULL AS own, out_of_hours_message FROM queues WHERE id = $1", ticket.queue_id
-            )
+            queue = await self._queue(ticket.queue_id)
             if queue is not None:
                 text = queue["out_of_hours_message"] or text
                 scope = f"queue:{ticket.queue_id}" if queue["own"] else scope
@@ -358,8 +390,17 @@ class Automation:
         if sent:
             self._say(ticket, text)
 
+    async def _queue(self, queue_id: int) -> asyncpg.Record | None:
+        """The queue's routing fields, read once per batch."""
+        if queue_id not in self._queues:
+            self._queues[queue_id] = await self.conn.fetchrow(
+                "SELECT id, greeting, hours IS NOT NULL AS own, out_of_hours_message FROM queues WHERE id = $1",
+                queue_id,
+            )
+        return self._queues[queue_id]
+
     def _say(self, ticket: _Ticket, text: str) -> None:
-        if text:
+        if text and not ticket.is_group:
             self.outgoing.append(Outgoing(ticket.id, ticket.connection_id, text))
 
     async def _routing_of(self, connection_id: int) -> Routing:

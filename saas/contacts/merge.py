@@ -26,7 +26,7 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
     if not drops:
         return []
     rows = await conn.fetch(
-        "SELECT id, name, phone, phone_key, lid, email, custom_fields, push_name FROM contacts"
+        "SELECT id, name, phone, phone_key, lid, email, custom_fields, push_name, blocked_at FROM contacts"
         " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
         [keep_id, *drops],
     )
@@ -69,6 +69,9 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
     merged = {"name": keep["name"], "phone": keep["phone"], "phone_key": keep["phone_key"], "lid": keep["lid"],
               "email": keep["email"], "push_name": keep["push_name"]}  # fmt: skip
     fields = "{}"
+    # Blocked if any of them was: a block is a decision about the person (since the earliest one).
+    blocks = [by_id[c]["blocked_at"] for c in (keep_id, *drops) if by_id[c]["blocked_at"] is not None]
+    blocked_at = keep["blocked_at"] or (min(blocks) if blocks else None)
     for row in (by_id[d] for d in drops):
         for column in merged:
             merged[column] = merged[column] or row[column]
@@ -78,11 +81,11 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
     await conn.execute(
         """
         UPDATE contacts SET name = $2, phone = $3, phone_key = $4, lid = $5, email = $6, push_name = $7,
-               custom_fields = $8::jsonb || custom_fields, updated_at = now()
+               custom_fields = $8::jsonb || custom_fields, blocked_at = $9, updated_at = now()
         WHERE id = $1
         """,
         keep_id, merged["name"], merged["phone"], merged["phone_key"], merged["lid"], merged["email"],
-        merged["push_name"], fields,
+        merged["push_name"], fields, blocked_at,
     )  # fmt: skip
     return sorted(set(changed))
 

@@ -26,6 +26,7 @@ from saas.tickets.lifecycle import (
     TICKET_COLUMNS,
     fetch_tickets,
     message_from_row,
+    one_active_ticket,
     ticket_event,
     ticket_from_row,
 )
@@ -197,7 +198,9 @@ async def merge(session: TenantSession, contact_id: int, other_id: int, *, actor
     other = await get_contact(session, other_id)
     if other.is_group != (await get_contact(session, contact_id)).is_group:
         raise InvalidInput("a group and a person cannot be merged", field="other_id")
-    tickets = await merge_contacts(session.conn, contact_id, [other_id], reason="merged by staff", actor_id=actor_id)
+    async with one_active_ticket("a conversation opened on one of the contacts while merging; try again"):
+        tickets = await merge_contacts(session.conn, contact_id, [other_id], reason="merged by staff",
+                                       actor_id=actor_id)  # fmt: skip
     await record(session, actor_id=actor_id, action="contact.merged", target=f"contact:{contact_id}",
                  details={"merged": other_id}, origin=origin)  # fmt: skip
     contact, effects = await _changed(session, contact_id, tickets)

@@ -5,7 +5,8 @@ Exactly-once effects from at-least-once delivery: messages are inserted with ``O
 by identity (:mod:`saas.contacts.identity`: one person whatever phone form or LID WhatsApp shows) and tickets
 are found, reopened or opened (:mod:`saas.automation.engine`). An ack that arrives before the send result naming
 its message is parked in ``early_statuses`` and merged when the result arrives. Messages of blocked contacts are
-dropped. After the messages are stored, the automation runs (menu, queues, hours, distribution) and its messages
+dropped, and so are status updates (``status@broadcast``) and channel posts (``@newsletter``): they are not
+conversations with the business. After the messages are stored, the automation runs (menu, queues, hours, distribution) and its messages
 are stored with their outbox entries. Returns what the caller must do around the commit: realtime events to
 publish, outbox entries to relay and timers to set.
 """
@@ -30,7 +31,7 @@ from supervisor.realtime import RealtimeEvent
 from supervisor.wire import Envelope, InboundMessage, MediaResult, MessageStatus, status_rank, utcnow
 from tenants.context import require_tenant
 
-__all__ = ["BatchResult", "apply_batch"]
+__all__ = ["BatchResult", "apply_batch", "not_a_conversation"]
 
 
 @dataclass(slots=True)
@@ -39,6 +40,7 @@ class BatchResult:
     duplicates: int = 0
     statuses: int = 0
     blocked: int = 0
+    ignored: int = 0  # status updates and channel posts
     events: list[RealtimeEvent] = field(default_factory=list)
     outbox: list[int] = field(default_factory=list)  # message ids whose outbox entries the caller relays
     timers: list[tuple[str, str, datetime]] = field(default_factory=list)  # (kind, subject, due)
@@ -56,7 +58,9 @@ async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope], *
         event = envelope.event
         if isinstance(event, InboundMessage):
             key = (envelope.connection_id, event.provider_message_id)
-            if key in messages:
+            if not_a_conversation(event.chat_id):
+                result.ignored += 1
+            elif key in messages:
                 result.duplicates += 1
             else:
                 messages[key] = _storable(event)
@@ -82,6 +86,11 @@ async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope], *
 
 
 Key = tuple[int, str]
+
+
+def not_a_conversation(chat_id: str) -> bool:
+    """Contacts' status updates and channel posts reach linked devices too; neither is someone writing to us."""
+    return chat_id.endswith(("@broadcast", "@newsletter"))
 
 
 async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundMessage], result: BatchResult,
@@ -312,6 +321,20 @@ async def _apply_send_results(
         if current is None or status_rank(current.status) < status_rank(status.status):
             best[status.client_message_id] = status
     ids = list(best)
+    # A provider may echo our own send as a message "from me" before the send result names it (the phone's
+    # linked-device sync): that row would hold the id the result gives our message. The echo goes; ours stays.
+    echoes = await conn.fetch(
+        """
+        DELETE FROM messages e USING unnest($1::bigint[], $2::text[]) AS u(id, pid), messages m
+        WHERE m.id = u.id AND u.pid IS NOT NULL AND e.connection_id = m.connection_id
+          AND e.provider_message_id = u.pid AND e.id <> m.id AND e.from_me AND e.client_id IS NULL
+          AND e.user_id IS NULL AND NOT e.bot
+        RETURNING e.id, e.ticket_id
+        """,
+        ids, [best[i].provider_message_id for i in ids],
+    )  # fmt: skip
+    batch.events.extend(RealtimeEvent(type="message.deleted", ticket_id=e["ticket_id"],
+                                      data={"id": e["id"], "ticket_id": e["ticket_id"]}) for e in echoes)  # fmt: skip
     rows = await conn.fetch(
         f"""
         UPDATE messages m SET provider_message_id = coalesce(u.pid, m.provider_message_id), status = u.status,

@@ -34,7 +34,7 @@ from saas import timers
 from saas.automation.jobs import run_timer
 from saas.effects import Effects
 from saas.logs import bind
-from saas.outbox import outbox_dirty_key, relay_tenant
+from saas.outbox import MARK_GRACE_S, clear_dirty, dirty_tenants, relay_tenant
 from saas.presence import sweep_presence
 from saas.router.ingest import apply_batch
 from saas.settings import Settings
@@ -66,6 +66,7 @@ class RouterWorker:
         batch_size: int = 500,
         block_ms: int = 500,
         relay_after_s: float = 3.0,
+        mark_grace_s: float = MARK_GRACE_S,
         lease_ttl_ms: int = 15_000,
         max_failures: int = 5,
         timer_interval_s: float = 1.0,
@@ -76,6 +77,7 @@ class RouterWorker:
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.relay_after_s = relay_after_s
+        self.mark_grace_s = mark_grace_s
         self.lease_ttl_ms = lease_ttl_ms
         self.max_failures = max_failures
         self.timer_interval_s = timer_interval_s
@@ -178,6 +180,8 @@ class RouterWorker:
         self.metrics.observe("atende_router_batch_seconds", (), time.perf_counter() - started)
         if result.blocked:
             self.metrics.inc("atende_router_events_total", ("blocked",), result.blocked)
+        if result.ignored:
+            self.metrics.inc("atende_router_events_total", ("ignored",), result.ignored)
         await effects.after_commit(self.redis, self.keys, tenant_id)
 
     async def _dead_letter(self, consumer: StreamConsumer, entry: Entry, error: str) -> None:
@@ -190,15 +194,14 @@ class RouterWorker:
     async def relay_once(self) -> int:
         """Append outbox entries that never reached their outbound stream (older than ``relay_after_s``)."""
         relayed = 0
-        for raw in await self.redis.smembers(outbox_dirty_key(self.keys)):
-            tenant_id = int(raw)
+        for tenant_id, mark in await dirty_tenants(self.redis, self.keys):
             try:
                 count = await relay_tenant(self.redis, self.keys, tenant_id, older_than_s=self.relay_after_s)
             except (TenantSuspended, TenantNotFound):
                 count = 0
             relayed += count
             if count == 0 and not await _has_unrelayed(tenant_id):
-                await self.redis.srem(outbox_dirty_key(self.keys), raw)
+                await clear_dirty(self.redis, self.keys, tenant_id, mark, grace_s=self.mark_grace_s)
         return relayed
 
     async def sweep_early_statuses(self) -> int:

@@ -22,6 +22,7 @@ from saas.effects import Effects
 from saas.queues.assign import distribute_queues, queues_of_user
 from saas.tickets.lifecycle import (
     MESSAGE_COLUMNS,
+    ActiveTicketExists,
     Calendars,
     elapsed,
     fetch_tickets,
@@ -29,6 +30,7 @@ from saas.tickets.lifecycle import (
     log_event,
     message_event,
     message_from_row,
+    one_active_ticket,
     preview_of,
     ticket_event,
 )
@@ -66,11 +68,6 @@ class TicketClosed(Conflict):
 class TicketNotClosed(Conflict):
     code = "ticket_not_closed"
     title = "Ticket is not closed"
-
-
-class ActiveTicketExists(Conflict):
-    code = "active_ticket_exists"
-    title = "The contact already has an active ticket there"
 
 
 class ContactBlocked(Conflict):
@@ -242,17 +239,19 @@ async def transfer(session: TenantSession, ticket_id: int, data: TransferTicket,
             raise ActiveTicketExists(f"the contact already has an active ticket on connection {connection_id}",
                                      field="connection_id")  # fmt: skip
     wait, wait_bh = (await _metric_accept(change, row)) if user_id is not None else (None, None)
-    await conn.execute(
-        """
-        UPDATE tickets SET queue_id = $2, user_id = $3, connection_id = $4,
-               status = CASE WHEN $3::bigint IS NULL THEN 'pending' ELSE 'open' END, bot_state = NULL,
-               queue_entered_at = CASE WHEN queue_id IS DISTINCT FROM $2 THEN $5 ELSE queue_entered_at END,
-               accepted_at = CASE WHEN $3::bigint IS NULL THEN accepted_at ELSE coalesce(accepted_at, $5) END,
-               wait_s = coalesce(wait_s, $6), wait_bh_s = coalesce(wait_bh_s, $7), updated_at = now()
-        WHERE id = $1
-        """,
-        ticket_id, queue_id, user_id, connection_id, change.now, wait, wait_bh,
-    )  # fmt: skip
+    async with one_active_ticket(f"the contact already has an active ticket on connection {connection_id}",
+                                 field="connection_id"):  # fmt: skip
+        await conn.execute(
+            """
+            UPDATE tickets SET queue_id = $2, user_id = $3, connection_id = $4,
+                   status = CASE WHEN $3::bigint IS NULL THEN 'pending' ELSE 'open' END, bot_state = NULL,
+                   queue_entered_at = CASE WHEN queue_id IS DISTINCT FROM $2 THEN $5 ELSE queue_entered_at END,
+                   accepted_at = CASE WHEN $3::bigint IS NULL THEN accepted_at ELSE coalesce(accepted_at, $5) END,
+                   wait_s = coalesce(wait_s, $6), wait_bh_s = coalesce(wait_bh_s, $7), updated_at = now()
+            WHERE id = $1
+            """,
+            ticket_id, queue_id, user_id, connection_id, change.now, wait, wait_bh,
+        )  # fmt: skip
     await log_event(conn, ticket_id, "transferred", actor_id=viewer.user_id, details={
         "from": {"queue_id": row["queue_id"], "user_id": row["user_id"], "connection_id": row["connection_id"]},
         "to": {"queue_id": queue_id, "user_id": user_id, "connection_id": connection_id}})  # fmt: skip
@@ -278,7 +277,8 @@ async def close(
     if row["status"] == "closed":
         raise TicketClosed(f"ticket {ticket_id} is already closed", ticket_id=ticket_id)
     settings = await load_settings(conn)
-    farewell = settings.farewell_message if data.farewell is None else data.farewell
+    # A group gets no survey, and the tenant's farewell only when staff write one for it in the close itself.
+    farewell = ("" if row["is_group"] else settings.farewell_message) if data.farewell is None else data.farewell
     survey = settings.csat_enabled if data.survey is None else data.survey
     if row["blocked"]:
         farewell, survey = "", False
@@ -337,16 +337,17 @@ async def reopen(
     ):  # fmt: skip
         raise ActiveTicketExists("the contact already has an active ticket on this connection; continue there")
     user_id = viewer.user_id if data.assign_to_me else None
-    await conn.execute(
-        """
-        UPDATE tickets SET status = CASE WHEN $2::bigint IS NULL THEN 'pending' ELSE 'open' END, user_id = $2,
-               closed_at = NULL, closed_by = NULL, reopened_at = $3, reopened_count = reopened_count + 1,
-               accepted_at = CASE WHEN $2::bigint IS NULL THEN accepted_at ELSE coalesce(accepted_at, $3) END,
-               updated_at = now()
-        WHERE id = $1
-        """,
-        ticket_id, user_id, change.now,
-    )  # fmt: skip
+    async with one_active_ticket("the contact already has an active ticket on this connection; continue there"):
+        await conn.execute(
+            """
+            UPDATE tickets SET status = CASE WHEN $2::bigint IS NULL THEN 'pending' ELSE 'open' END, user_id = $2,
+                   closed_at = NULL, closed_by = NULL, reopened_at = $3, reopened_count = reopened_count + 1,
+                   accepted_at = CASE WHEN $2::bigint IS NULL THEN accepted_at ELSE coalesce(accepted_at, $3) END,
+                   updated_at = now()
+            WHERE id = $1
+            """,
+            ticket_id, user_id, change.now,
+        )  # fmt: skip
     await conn.execute("UPDATE csat_surveys SET state = 'expired' WHERE ticket_id = $1 AND state = 'asked'", ticket_id)
     await log_event(conn, ticket_id, "reopened", actor_id=viewer.user_id, details={"by": "agent", "user_id": user_id})
     change.touch(ticket_id, _was(row))

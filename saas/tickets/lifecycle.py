@@ -11,7 +11,8 @@ Realtime events are *returned*, never published here: the caller publishes them 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +26,12 @@ from saas.tickets.schemas import ContactOut, MediaOut, MessageOut, TagOut, Ticke
 from saas.workspace.schemas import WorkspaceSettings
 from saas.workspace.service import tenant_calendar
 from supervisor.realtime import RealtimeEvent
+from tenants.errors import Conflict
 
 __all__ = [
     "MESSAGE_COLUMNS",
     "TICKET_COLUMNS",
+    "ActiveTicketExists",
     "Calendars",
     "elapsed",
     "fetch_tickets",
@@ -37,11 +40,35 @@ __all__ = [
     "log_event",
     "message_event",
     "message_from_row",
+    "one_active_ticket",
     "ticket_event",
     "ticket_from_row",
 ]
 
 PREVIEW_CHARS = 120
+
+
+class ActiveTicketExists(Conflict):
+    code = "active_ticket_exists"
+    title = "The contact already has an active ticket there"
+
+
+@asynccontextmanager
+async def one_active_ticket(detail: str, **extra: Any) -> AsyncIterator[None]:
+    """Turn a clash with ``tickets_one_active`` (one non-closed ticket per contact and connection) into a 409.
+
+    Writers check for an active ticket first for a friendly error, but the router opens tickets under its
+    per-pair locks, which API writers do not take (they lock the ticket row first; taking the pair lock after it
+    would invert the router's order). The unique index is the arbiter; this makes losing the race a clean
+    conflict instead of a 500, and the transaction rolls back whole.
+    """
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != "tickets_one_active":
+            raise
+        raise ActiveTicketExists(detail, **extra) from exc
+
 
 TICKET_COLUMNS = """
     t.id, t.number, t.status, t.priority, t.connection_id, t.user_id, t.queue_id, t.unread_count, t.last_message_at,

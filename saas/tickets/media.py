@@ -104,6 +104,8 @@ class MediaController(Controller):
             mime = check_media(kind, declared, content, max_bytes=runtime.settings.media_max_mb * 1024 * 1024)
         except MediaRejected as exc:
             raise MediaInvalid(exc) from exc
+        async with principal_context(caller.claims) as (principal, session):  # nothing stored for a ticket
+            await get_ticket(session, ticket_id, principal)  # the caller cannot see (the reply checks again)
         digest = hashlib.sha256(content).hexdigest()
         key = media_key(caller.claims.tid, digest, mime, now=utcnow())
         await runtime.media.put(key, content, mime)  # content-addressed: an upload whose send fails costs nothing

@@ -146,8 +146,8 @@ class TransferTicket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class CloseTicket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``farewell``: the text sent on closing (default: the tenant's farewell message; ``""`` sends none).
-    ``survey``: ask for a 1-5 rating (default: the tenant's CSAT setting)."""
+    """``farewell``: the text sent on closing (default: the tenant's farewell message, none to a group; ``""``
+    sends none). ``survey``: ask for a 1-5 rating (default: the tenant's CSAT setting; never a group)."""
 
     farewell: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     survey: bool | None = None

@@ -95,6 +95,11 @@ async def test_customer_photo_is_stored_and_served_agent_file_reaches_the_phone(
         big = await client.post(f"/api/v1/tickets/{row['ticket_id']}/media", headers=auth,
                                 files={"file": ("big.png", PNG + b"\0" * (5 * 1024 * 1024), "image/png")})  # fmt: skip
         assert (big.status_code, big.json()["code"]) == (413, "media_too_large")
+        files_before = sorted(p for p in stack.settings.media_path.rglob("*") if p.is_file())
+        unseen = await client.post("/api/v1/tickets/999999/media", headers=auth,
+                                   files={"file": ("outro.pdf", PDF + b"%", "application/pdf")})  # fmt: skip
+        assert (unseen.status_code, unseen.json()["code"]) == (404, "ticket_not_found")
+        assert sorted(p for p in stack.settings.media_path.rglob("*") if p.is_file()) == files_before
         async with tenant_context(stack.tenant.slug) as session:
             assert await session.conn.fetchval("SELECT count(*) FROM messages WHERE from_me AND media IS NOT NULL") == 1
 

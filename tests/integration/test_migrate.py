@@ -92,12 +92,31 @@ async def test_ticketing_migration_keys_existing_contacts(database: str, unique_
             " ('5511988887777@s.whatsapp.net', '+5511988887777'), ('551133334444@s.whatsapp.net', '+551133334444'),"
             " ('777@lid', NULL), ('120363000@g.us', NULL)"
         )
+        # Open conversations: one answered then written to again, one never answered; and a closed one.
+        await session.conn.execute(
+            """
+            INSERT INTO connections (name, provider, business_number, connection_key)
+                VALUES ('Main', 'simulator', '+5511900000000', 'k1');
+            INSERT INTO tickets (contact_id, connection_id, status) VALUES (1, 1, 'open'), (3, 1, 'pending'),
+                                                                           (4, 1, 'closed');
+            INSERT INTO messages (ticket_id, connection_id, from_me, kind, status, status_rank, occurred_at) VALUES
+                (1, 1, false, 'text', 'RECEIVED', 0, '2026-01-01 10:00Z'),
+                (1, 1, true, 'text', 'SENT', 2, '2026-01-01 10:05Z'),
+                (1, 1, false, 'text', 'RECEIVED', 0, '2026-01-01 11:00Z'),
+                (1, 1, false, 'text', 'RECEIVED', 0, '2026-01-01 11:30Z'),
+                (2, 1, false, 'text', 'RECEIVED', 0, '2026-01-02 09:00Z'),
+                (3, 1, false, 'text', 'RECEIVED', 0, '2026-01-03 09:00Z');
+            """
+        )
     async with schema_transaction(schema) as session:
         assert await apply_pending(session.conn, schema, tenant_migrations()) == [
             "0007_ticketing",
             "0008_webhook_secrets",
         ]
         rows = await session.conn.fetch("SELECT wa_id, phone_key, lid FROM contacts ORDER BY id")
+        waiting = await session.conn.fetch("SELECT waiting_since FROM tickets ORDER BY id")
+    assert [w["waiting_since"] and w["waiting_since"].isoformat() for w in waiting] == [
+        "2026-01-01T11:00:00+00:00", "2026-01-02T09:00:00+00:00", None]  # fmt: skip
     assert [(r["phone_key"], r["lid"]) for r in rows] == [
         ("5511988887777", None),  # the legacy 12-digit mobile, keyed with the 9th digit
         (None, None),  # the same person again: the older row keeps the key; the router resolves to it from now on

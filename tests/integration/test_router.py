@@ -136,6 +136,39 @@ async def test_inbound_to_tickets_reply_and_acks(
         assert await session.conn.fetchval("SELECT count(*) FROM outbox WHERE relayed_at IS NULL") == 0
 
 
+async def test_the_providers_echo_of_our_send_does_not_duplicate_it(
+    app_settings: Settings, keys: StreamKeys, redis: Redis, make_tenant: MakeTenant
+) -> None:
+    """Linked-device sync may deliver our own send as a message "from me" before the send result names it; the
+    result must still land (not dead-letter on the unique provider id) and the conversation show it once."""
+    tenant = await make_tenant("echo")
+    async with tenant_context(tenant.slug) as session:
+        connection = await create_connection(session, name="Main", provider="simulator",
+                                             business_number="+5511900000002")  # fmt: skip
+    worker = RouterWorker(redis, keys)
+    await append_events(redis, keys, [_inbound(tenant, connection.id, "5511988880009", 0, "oi")])
+    await _drain(worker)
+    async with app_client(create_app(app_settings)) as client:
+        auth = await _login(client, tenant)
+        ticket = (await client.get("/api/v1/tickets", headers=auth)).json()["items"][0]
+        sent = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth, json={"text": "Olá!"})
+        reply = sent.json()
+        chat = ticket["contact"]["wa_id"]
+        echo = InboundMessage(provider_message_id="3EB0ECHO", chat_id=chat, chat_id_raw=chat, sender_id=chat,
+                              from_me=True, text="Olá!", occurred_at=utcnow())  # fmt: skip
+        await append_events(redis, keys, [Envelope(event_id="echo", tenant_id=tenant.id, connection_id=connection.id,
+                                                   provider="simulator", received_at=utcnow(), event=echo)])  # fmt: skip
+        await _drain(worker)
+        assert len((await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth)).json()["items"]) == 3
+        await append_events(redis, keys, [_status(tenant, connection.id, chat, "SENT", pid="3EB0ECHO",
+                                                  client_id=reply["id"])])  # fmt: skip
+        await _drain(worker)
+        messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth)).json()["items"]
+        assert [(m["id"], m["text"], m["status"], m["provider_message_id"]) for m in messages[1:]] == [
+            (reply["id"], "Olá!", "SENT", "3EB0ECHO")]  # fmt: skip
+    assert sum([await redis.xlen(keys.dead_letter(shard)) for shard in range(keys.shards)]) == 0
+
+
 async def test_router_killed_between_commit_and_xack_stores_nothing_twice(
     keys: StreamKeys, redis: Redis, make_tenant: MakeTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -230,6 +263,89 @@ async def test_inbox_websocket_receives_events_and_replays_missed_ones(
             while replayed["type"] != "message.created":
                 replayed = json.loads(await asyncio.wait_for(socket.recv(), 10))
             assert replayed["data"]["text"] == "while away"
+
+
+async def test_only_who_may_link_a_number_sees_its_qr_code(
+    app_settings: Settings, keys: StreamKeys, redis: Redis, make_tenant: MakeTenant
+) -> None:
+    """A session's QR code links a device to the business's WhatsApp number: agents hear that the session is
+    waiting for a scan, but never the code itself."""
+    from supervisor.realtime import RealtimeEvent, publish
+    from tenants.passwords import hash_password
+
+    tenant = await make_tenant("qr")
+    async with tenant_context(tenant.slug) as session:
+        await session.conn.execute(
+            "INSERT INTO users (email, name, role, password_hash) VALUES ('ana@qr.io', 'Ana', 'agent', $1)",
+            hash_password(PASSWORD),
+        )
+    async with live_server(create_app(app_settings)) as base, httpx.AsyncClient(base_url=base) as client:
+        ws_url = base.replace("http", "ws") + "/api/v1/events"
+        admin = await _login(client, tenant)
+        login = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": "ana@qr.io",
+                                                               "password": PASSWORD})  # fmt: skip
+        agent = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        await publish(redis, keys, tenant.id, [RealtimeEvent(type="session.updated", data={
+            "connection_id": 1, "state": "AWAITING_QR", "qr": "2@secret-pairing-code"})])  # fmt: skip
+        seen: dict[str, dict[str, Any]] = {}
+        for who, auth in (("admin", admin), ("agent", agent)):
+            ticket = (await client.post("/api/v1/auth/ws-ticket", headers=auth)).json()["ticket"]
+            async with websockets.connect(f"{ws_url}?ticket={ticket}&last_event_id=0") as socket:
+                while who not in seen:
+                    event = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                    if event["type"] == "session.updated":
+                        seen[who] = event["data"]
+    assert (seen["admin"]["state"], seen["admin"]["qr"]) == ("AWAITING_QR", "2@secret-pairing-code")
+    assert (seen["agent"]["state"], seen["agent"]["qr"]) == ("AWAITING_QR", None)
+
+
+async def test_the_relay_loop_sends_what_a_dead_writer_left_and_keeps_marks_of_writers_in_flight(
+    keys: StreamKeys, redis: Redis, make_tenant: MakeTenant, database: str
+) -> None:
+    """A writer marks the tenant before its commit and relays after it; if it dies in between, the relay loop
+    sends the entry. A mark set while the loop finds nothing (a transaction still in flight) survives the loop."""
+    import asyncpg
+
+    from saas.outbox import dirty_tenants, mark_dirty
+    from saas.tickets.lifecycle import insert_outgoing
+
+    tenant = await make_tenant("relay")
+    async with tenant_context(tenant.slug) as session:
+        connection = await create_connection(session, name="Main", provider="simulator",
+                                             business_number="+5511900000005")  # fmt: skip
+    worker = RouterWorker(redis, keys, relay_after_s=0.0, mark_grace_s=0.0)
+    await append_events(redis, keys, [_inbound(tenant, connection.id, "5511955550009", 1, "oi")])
+    await _drain(worker)
+    outbound = keys.outbound(tenant.id, connection.id)
+
+    async def write(text: str) -> None:
+        await mark_dirty(redis, keys, tenant.id)
+        async with tenant_context(tenant.slug) as session:
+            ticket = await session.conn.fetchval("SELECT id FROM tickets")
+            await insert_outgoing(session.conn, ticket_id=ticket, connection_id=connection.id, text=text)
+        # ... and the writer dies before relaying.
+
+    await write("primeira")
+    assert await worker.relay_once() == 1
+    assert [decode_outbound(e[1][b"e"]).text for e in await xrange(redis, outbound)] == ["primeira"]
+    assert await worker.relay_once() == 0
+    assert await dirty_tenants(redis, keys) == []  # nothing left: the mark is gone
+
+    # A writer in flight: marked, not committed, while the loop runs and finds nothing. The mark is younger
+    # than any transaction may last, so it stays for the next round.
+    worker = RouterWorker(redis, keys, relay_after_s=0.0)
+    writer = await asyncpg.connect(database, server_settings={"search_path": f'"{tenant.schema}"'})
+    try:
+        async with writer.transaction():
+            await mark_dirty(redis, keys, tenant.id)
+            ticket = await writer.fetchval("SELECT id FROM tickets")
+            await insert_outgoing(writer, ticket_id=ticket, connection_id=connection.id, text="segunda")
+            assert await worker.relay_once() == 0
+            assert [t for t, _mark in await dirty_tenants(redis, keys)] == [tenant.id]
+    finally:
+        await writer.close()
+    assert await worker.relay_once() == 1
+    assert [decode_outbound(e[1][b"e"]).text for e in await xrange(redis, outbound)][-1] == "segunda"
 
 
 async def test_api_rejects_missing_and_forged_tokens(app_settings: Settings, make_tenant: MakeTenant) -> None:

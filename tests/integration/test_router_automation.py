@@ -23,7 +23,7 @@ from saas.connections.service import create_connection
 from saas.router.worker import RouterWorker
 from saas.settings import Settings
 from supervisor.streams import StreamKeys, append_events
-from supervisor.wire import Envelope, InboundMessage, utcnow
+from supervisor.wire import ChatType, Envelope, InboundMessage, utcnow
 from tenants.context import tenant_context
 from tenants.passwords import hash_password
 from tenants.provisioning import TenantInfo
@@ -44,12 +44,14 @@ class Harness:
     sent: int = 0
 
     async def say(self, chat: str, text: str | None, *, alt: str | None = None, from_me: bool = False,
-                  name: str | None = None) -> None:  # fmt: skip
-        """A WhatsApp message on ``chat`` (``<digits>@s.whatsapp.net`` or ``<id>@lid``), routed at once."""
+                  name: str | None = None, sender: str | None = None) -> None:  # fmt: skip
+        """A WhatsApp message on ``chat`` (``<digits>@s.whatsapp.net``, ``<id>@lid``, ``<id>@g.us`` with a
+        ``sender``), routed at once."""
         self.sent += 1
+        kind: ChatType = "group" if chat.endswith("@g.us") else "broadcast" if chat.endswith("@broadcast") else "direct"
         message = InboundMessage(provider_message_id=f"p{self.sent}-{uuid.uuid4().hex[:6]}", chat_id=chat,
-                                 chat_id_raw=chat, sender_id=chat, sender_alt_id=alt, sender_name=name, text=text,
-                                 from_me=from_me, occurred_at=utcnow())  # fmt: skip
+                                 chat_id_raw=chat, chat_type=kind, sender_id=sender or chat, sender_alt_id=alt,
+                                 sender_name=name, text=text, from_me=from_me, occurred_at=utcnow())  # fmt: skip
         await append_events(self.redis, self.keys, [Envelope(
             event_id=message.provider_message_id, tenant_id=self.tenant.id, connection_id=self.connection_id,
             provider="simulator", received_at=utcnow(), event=message)])  # fmt: skip
@@ -222,6 +224,41 @@ async def test_menu_timeout_routes_to_the_fallback_queue(harness: Harness) -> No
     assert (ticket["bot_state"], ticket["queue_id"]) == (None, fallback)
     assert (await h.bot_texts())[1:] == ["Vou te passar para a fila geral.", "Fila geral."]
     assert await h.worker.timers_once() == 0  # handled, gone
+
+
+async def test_groups_get_no_automated_messages_and_statuses_are_not_conversations(harness: Harness) -> None:
+    h = harness
+    queue = await h.value("INSERT INTO queues (name, greeting) VALUES ('Suporte', 'Fila de suporte.') RETURNING id")
+    await h.value("INSERT INTO queue_connections VALUES ($1, $2)", queue, h.connection_id)
+    await h.value("UPDATE connections SET greeting = 'Olá! Bem-vindo.'")
+    await h.value("UPDATE tenant_settings SET hours = $1::jsonb, out_of_hours_message = 'Fechados.',"
+                  " farewell_message = 'Até logo!', csat_enabled = true",
+                  '{"weekly": [[], [], [], [], [], [], []]}')  # fmt: skip
+    await h.say("120363012345678@g.us", "bom dia, grupo", sender="5511955554444@s.whatsapp.net", name="Rita")
+    await h.say("120363012345678@g.us", "alguém?", sender="5511955553333@s.whatsapp.net", name="Caio")
+    group = await h.rows("SELECT t.id, t.queue_id, c.is_group FROM tickets t JOIN contacts c ON c.id = t.contact_id")
+    assert [(g["queue_id"], g["is_group"]) for g in group] == [(queue, True)]  # the only queue, silently
+    assert await h.bot_texts() == []
+    assert await h.value("SELECT count(*) FROM out_of_hours_notices") == 0
+
+    # Contacts' status updates and channel posts are not someone writing to the business.
+    await h.say("status@broadcast", "minha viagem", sender="5511955552222@s.whatsapp.net")
+    await h.say("120363099999999@newsletter", "novidades do canal")
+    assert await h.value("SELECT count(*) FROM messages") == 2
+    assert await h.value("SELECT count(*) FROM contacts") == 1
+
+    # Closing with the tenant's defaults sends the group neither the farewell nor the survey.
+    async with app_client(create_app(h.settings)) as client:
+        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
+                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        closed = await client.post(f"/api/v1/tickets/{group[0]['id']}/close", headers=auth)
+        assert closed.status_code == 200, closed.text
+    assert await h.bot_texts() == []
+    assert await h.value("SELECT count(*) FROM csat_surveys") == 0
+    # A person on the same connection gets all of it.
+    await h.say("5511955551111@s.whatsapp.net", "oi")
+    assert await h.bot_texts() == ["Olá! Bem-vindo.", "Fila de suporte.", "Fechados."]
 
 
 async def test_blocked_contacts_are_not_heard(harness: Harness) -> None:

@@ -4,15 +4,18 @@ tags and quick replies, settings, queues and connections, strict request bodies,
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -280,6 +283,67 @@ async def test_close_farewell_survey_reopen(desk: Desk) -> None:
     events = [(e["action"], e["actor_id"]) for e in ok(await d.api("admin", "GET", f"/tickets/{t}/events"))]
     assert events == [("routed", None), ("accepted", ana), ("closed", ana), ("reopened", ana), ("closed", bia),
                       ("reopened", bia), ("closed", bia)]  # fmt: skip
+
+
+@asynccontextmanager
+async def uncommitted(database: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
+    """A second writer's transaction, committed when the block ends."""
+    conn = await asyncpg.connect(database, server_settings={"search_path": f'"{schema}"'})
+    try:
+        async with conn.transaction():
+            yield conn
+    finally:
+        await conn.close()
+
+
+async def test_staff_and_customers_racing_for_the_one_active_ticket(desk: Desk, database: str) -> None:
+    """The router opens tickets under per-pair locks that staff do not take: whoever loses the race for the one
+    active ticket of a contact on a connection gets a clean answer — a 409 for staff, the active ticket for a
+    customer's message — never a 500 or a dead-lettered message."""
+    d = desk
+    schema = d.tenant.schema
+    first = await d.ticket("5511990000077", "Oi", name="Rui")
+    ok(await d.api("ana", "POST", f"/tickets/{first}/close", {"farewell": "", "survey": False}))
+    contact, main = (await d.rows("SELECT contact_id, connection_id FROM tickets WHERE id = $1", first))[0]
+
+    # A conversation opens (not yet committed) while staff reopen the old ticket: a 409, not a 500.
+    async with uncommitted(database, schema) as conn:
+        newer = await conn.fetchval(
+            "INSERT INTO tickets (contact_id, connection_id) VALUES ($1, $2) RETURNING id", contact, main
+        )
+        reopening = asyncio.create_task(d.api("admin", "POST", f"/tickets/{first}/reopen"))
+        await asyncio.sleep(0.3)  # the reopen waits on the unique index
+        assert not reopening.done()
+    refused(await reopening, 409, "active_ticket_exists")
+    assert await d.value("SELECT status FROM tickets WHERE id = $1", first) == "closed"
+
+    # Staff transfer a ticket onto that connection while a conversation opens there: a 409, nothing half-done.
+    other = await d.ticket("5511990000077", "no outro número", connection_id=d.second)
+    await d.value("UPDATE tickets SET status = 'closed', closed_at = now() WHERE id = $1", newer)
+    async with uncommitted(database, schema) as conn:
+        await conn.execute("INSERT INTO tickets (contact_id, connection_id) VALUES ($1, $2)", contact, main)
+        moving = asyncio.create_task(d.api("admin", "POST", f"/tickets/{other}/transfer", {"connection_id": main}))
+        await asyncio.sleep(0.3)
+        assert not moving.done()
+    refused(await moving, 409, "active_ticket_exists")
+    assert await d.value("SELECT connection_id FROM tickets WHERE id = $1", other) == d.second
+
+    # The other way round: staff reopen (not yet committed) while the customer writes — in the reopen window
+    # and outside it — and the message joins the ticket staff reopened.
+    for mode in ("window", "new"):
+        await d.value("UPDATE tickets SET status = 'closed', closed_at = now() WHERE contact_id = $1", contact)
+        await d.value(f"UPDATE tenant_settings SET reopen_mode = '{mode}'")
+        async with uncommitted(database, schema) as conn:
+            await conn.execute("UPDATE tickets SET status = 'pending', closed_at = NULL WHERE id = $1", first)
+            writing = asyncio.create_task(d.say("5511990000077", f"voltei ({mode})"))
+            await asyncio.sleep(0.3)  # the router waits on the reopened row (window) or the unique index (new)
+            assert not writing.done()
+        assert await writing == first, mode
+        active = await d.value(
+            "SELECT count(*) FROM tickets WHERE contact_id = $1 AND connection_id = $2 AND status <> 'closed'",
+            contact, main,
+        )  # fmt: skip
+        assert active == 1
 
 
 # -- 2. the inbox -----------------------------------------------------------------------------------------------------
@@ -576,6 +640,13 @@ async def test_merge_block_and_unblock_contacts(desk: Desk) -> None:
     ok(await d.api("ana", "POST", f"/tickets/{kept_ticket}/close", {"farewell": "Tchau!", "survey": True}))
     assert await d.value("SELECT count(*) FROM messages WHERE bot AND ticket_id = $1", kept_ticket) == 0
     assert await d.value("SELECT count(*) FROM csat_surveys") == 0
+
+    # A block is about the person: merging a blocked number into an unblocked contact keeps them blocked.
+    ok(await d.api("admin", "POST", f"/contacts/{keep}/unblock"))
+    spam = await d.value("SELECT contact_id FROM tickets WHERE id = $1", await d.ticket("5511992000003", "spam"))
+    ok(await d.api("admin", "POST", f"/contacts/{spam}/block"))
+    assert ok(await d.api("admin", "POST", f"/contacts/{keep}/merge", {"other_id": spam}))["blocked"] is True
+    assert await d.say("5511992000001", "de novo") is None
 
 
 # -- 5. tags and quick replies ----------------------------------------------------------------------------------------

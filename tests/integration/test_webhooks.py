@@ -1,6 +1,8 @@
 """Provider webhooks on the real stack: a signed Cloud API / WAHA / Evolution delivery becomes a ticket through the
 router; forged, unsigned or misaddressed deliveries leave nothing behind; secrets are sealed at rest and never
-returned; each connection's delivery rate is limited atomically across two API workers."""
+returned; each connection's delivery rate is limited atomically across two API workers, and only authentic deliveries
+count against it; forgeries have a small budget of their own; a known connection is served from a short cache (no
+database query per delivery) that still picks up a changed secret."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,9 +22,11 @@ from redis.asyncio import Redis
 
 from saas.app import create_app
 from saas.connections.service import create_connection
+from saas.hooks import controllers as hooks
 from saas.router.worker import RouterWorker
 from saas.settings import Settings
 from supervisor.streams import StreamKeys
+from tenants import db
 from tenants.context import tenant_context
 from tenants.provisioning import TenantInfo
 from tenants.secrets import is_sealed
@@ -29,6 +34,14 @@ from tests.conftest import app_client
 
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 SECRET = "meta-app-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_target_cache() -> Iterator[None]:
+    """Each test starts with nothing cached (the cache is per process and outlives an app)."""
+    hooks.clear_target_cache()
+    yield
+    hooks.clear_target_cache()
 
 
 def _cloud(message_id: str, text: str, phone: str = "5511988887777") -> bytes:
@@ -174,7 +187,80 @@ async def test_delivery_rate_is_limited_per_connection_across_workers(
         assert statuses.count(200) == 10 and statuses.count(429) == 20
         limited = next(a for a in answers if a.status_code == 429)
         assert limited.json()["code"] == "rate_limited" and int(limited.headers["retry-after"]) > 0
-        # Another connection has its own budget (it is unsigned, so it stops at the signature, past the limit).
+        # Another connection has its own budget (it has no secret, so it stops at the signature, before the limit).
         assert (
             await second.post(f"/hooks/cloud/{other_key}", content=bodies[0], headers=_signed(bodies[0]))
         ).status_code == 401
+
+
+async def _statuses(client: httpx.AsyncClient, path: str, bodies: list[bytes], secret: str) -> list[int]:
+    answers = [await client.post(path, content=b, headers=_signed(b, secret)) for b in bodies]
+    for answer in answers:
+        if answer.status_code == 429:
+            assert answer.json()["code"] == "rate_limited" and int(answer.headers["retry-after"]) > 0
+    return [a.status_code for a in answers]
+
+
+async def test_forgeries_have_their_own_budget_and_cannot_use_up_the_delivery_rate(
+    settings: Settings, make_tenant: MakeTenant
+) -> None:
+    tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
+    own = msgspec.structs.replace(own, webhook_rate_per_min=10)
+    path = f"/hooks/cloud/{key}"
+    async with app_client(create_app(own)) as client:
+        admin = await _admin(client, tenant)
+        await client.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
+        budget = hooks.FAILED_PROOFS.max_events
+        forged = await _statuses(client, path, [_cloud(f"wamid.f{i}", "x") for i in range(budget + 10)], "guess")
+        assert forged == [401] * budget + [429] * 10  # a flood of bad signatures is refused cheaply
+        # None of that touched the connection's delivery rate: its whole budget is left for the provider.
+        signed = await _statuses(client, path, [_cloud(f"wamid.s{i}", "ok") for i in range(11)], SECRET)
+        assert signed == [200] * 10 + [429]
+
+
+async def test_a_known_connection_is_served_without_the_database(settings: Settings, make_tenant: MakeTenant) -> None:
+    tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
+    path = f"/hooks/cloud/{key}"
+    async with app_client(create_app(own)) as client:
+        admin = await _admin(client, tenant)
+        await client.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
+        assert await _statuses(client, path, [_cloud("wamid.warm", "oi")], SECRET) == [200]
+        budget = hooks.FAILED_PROOFS.max_events
+        assert await _statuses(client, path, [_cloud(f"wamid.f{i}", "x") for i in range(budget)], "guess") == (
+            [401] * budget)  # fmt: skip
+        assert own.database_url is not None
+        await db.stop()  # from here on, any query would fail the request with a 500
+        try:
+            assert await _statuses(client, path, [_cloud(f"wamid.g{i}", "x") for i in range(5)], "guess") == [429] * 5
+            assert await _statuses(client, path, [_cloud(f"wamid.s{i}", "ok") for i in range(3)], SECRET) == [200] * 3
+        finally:
+            await db.start(own.database_url)
+
+
+async def test_a_changed_secret_is_picked_up_within_the_cache_ttl(
+    settings: Settings, make_tenant: MakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
+    path = f"/hooks/cloud/{key}"
+    first, second, third = SECRET, "rotated-secret-1", "rotated-secret-2"
+    async with app_client(create_app(own)) as client:
+        admin = await _admin(client, tenant)
+
+        async def rotate(secret: str) -> None:
+            saved = await client.patch(f"/api/v1/connections/{connection_id}", headers=admin,
+                                       json={"webhook_secret": secret})  # fmt: skip
+            assert saved.status_code == 200, saved.text
+
+        await rotate(first)
+        assert await _statuses(client, path, [_cloud("wamid.1", "a")], first) == [200]  # now cached
+        await rotate(second)
+        # A delivery proving the new secret works at once (a failed proof looks the connection up again) ...
+        assert await _statuses(client, path, [_cloud("wamid.2", "b")], second) == [200]
+        assert await _statuses(client, path, [_cloud("wamid.3", "c")], first) == [401]  # ... and the old one is out
+        await rotate(third)
+        # Until the cached answer expires the previous secret may still be accepted; never beyond the TTL.
+        assert await _statuses(client, path, [_cloud("wamid.4", "d")], second) == [200]
+        later = time.monotonic() + hooks.TARGET_TTL_S + 1
+        monkeypatch.setattr(hooks._targets, "clock", lambda: later)
+        assert await _statuses(client, path, [_cloud("wamid.5", "e")], second) == [401]
+        assert await _statuses(client, path, [_cloud("wamid.6", "f")], third) == [200]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -67,7 +69,9 @@ def test_cloud_signature_is_checked_on_the_raw_body() -> None:
 
 
 def test_cloud_payload_becomes_messages_and_statuses() -> None:
-    events = dict(PROVIDERS["cloud"].parse(_body(CLOUD)).events)
+    parsed = PROVIDERS["cloud"].parse(_body(CLOUD))
+    assert parsed.skipped == 0  # an unknown status is ignored, not malformed
+    events = dict(parsed.events)
     assert set(events) == {"msg:wamid.A", "msg:wamid.B", "msg:wamid.C", "msg:wamid.D", "msg:wamid.E",
                            "status:wamid.OUT:DELIVERED", "status:wamid.OUT2:FAILED"}  # fmt: skip
     text = events["msg:wamid.A"]
@@ -186,5 +190,54 @@ def test_evolution_api_key_and_payloads() -> None:
     ((_, read),) = evolution.parse(_body(legacy)).events
     assert isinstance(read, MessageStatus) and read.status == "READ"
     assert evolution.parse(_body({"event": "connection.update", "data": {"state": "open"}})).events == []
-    with pytest.raises(ValueError, match="without key"):
-        evolution.parse(_body({"event": "messages.upsert", "data": {"message": {}}}))
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "atende.webhooks" and r.levelno == logging.WARNING]
+
+
+def test_evolution_skips_the_malformed_items_of_a_batch(caplog: pytest.LogCaptureFixture) -> None:
+    evolution = PROVIDERS["evolution"]
+    good = EVOLUTION_UPSERT["data"]
+    other = {**good, "key": {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": "3EB0EVO2"}}  # type: ignore[dict-item]
+    batch = {"event": "messages.upsert", "data": [
+        good, {"message": {}}, "not an object", {**good, "key": {"remoteJid": "x@nowhere.example", "id": "BAD"}},  # type: ignore[dict-item]
+        other]}  # fmt: skip
+    parsed = evolution.parse(_body(batch))
+    assert [ident for ident, _ in parsed.events] == ["msg:3EB0EVO", "msg:3EB0EVO2"]
+    assert parsed.skipped == 3
+    assert len(_warnings(caplog)) == 3 and all("malformed evolution" in w for w in _warnings(caplog))
+    alone = evolution.parse(_body({"event": "messages.upsert", "data": {"message": {}}}))  # one bad item, no batch
+    assert (alone.events, alone.skipped) == ([], 1)
+    updates = {"event": "messages.update", "data": [
+        {"status": "READ"},  # no message id: malformed
+        {"keyId": "E1", "remoteJid": "5511988887777@s.whatsapp.net", "status": "SOMETHING_NEW"},  # unknown: ignored
+        {"keyId": "E2", "remoteJid": "5511988887777@s.whatsapp.net", "status": "READ"}]}  # fmt: skip
+    parsed = evolution.parse(_body(updates))
+    assert ([ident for ident, _ in parsed.events], parsed.skipped) == (["status:E2:READ"], 1)
+
+
+def test_cloud_skips_the_malformed_items_of_a_batch(caplog: pytest.LogCaptureFixture) -> None:
+    value = CLOUD["entry"][0]["changes"][0]["value"]  # type: ignore[index]
+    good = value["messages"][0]
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messages": [{"id": "wamid.NOFROM", "type": "text"}, "junk", {**good, "id": "wamid.BADNUM", "from": "abc"}, good,
+                     {**good, "id": "wamid.FAR", "timestamp": "1e300"}],
+        "statuses": [{"status": "read"}, {"id": "wamid.S", "status": "read", "recipient_id": "abc"},
+                     {"id": "wamid.OK", "status": "read", "recipient_id": "5511988887777"}]}}]}]}  # fmt: skip
+    before = datetime.now(UTC)
+    parsed = PROVIDERS["cloud"].parse(_body(payload))
+    events = dict(parsed.events)
+    assert set(events) == {"msg:wamid.A", "msg:wamid.FAR", "status:wamid.OK:READ"}
+    assert parsed.skipped == 5 and len(_warnings(caplog)) == 5
+    far = events["msg:wamid.FAR"]
+    assert before - timedelta(seconds=1) <= far.occurred_at <= datetime.now(UTC)  # out of range: received now
+
+
+def test_waha_skips_a_malformed_event(caplog: pytest.LogCaptureFixture) -> None:
+    waha = PROVIDERS["waha"]
+    no_chat = {**WAHA_MESSAGE, "payload": {"id": "false_x", "fromMe": True, "body": "?"}}
+    for payload in (no_chat, {"event": "message", "payload": "junk"}, {"event": "message.ack", "payload": {"ack": 3}}):
+        parsed = waha.parse(_body(payload))
+        assert (parsed.events, parsed.skipped) == ([], 1)
+    assert len(_warnings(caplog)) == 3

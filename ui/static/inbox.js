@@ -938,6 +938,10 @@ function applyEvent(state, event, now = Date.now()) {
     case "message.created":
       changes.conversation = addMessage(state, data);
       break;
+    case "message.deleted":
+      // The provider's echo of a message we sent, stored before the send result named it: the real one stays.
+      if (data.ticket_id === state.selectedId && state.messages.delete(data.id)) changes.conversation = true;
+      break;
     case "message.updated": {
       if (data.ticket_id !== state.selectedId) break;
       const current = state.messages.get(data.id);
