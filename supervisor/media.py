@@ -254,7 +254,10 @@ class FilesystemStore:
         return None
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        try:
+            path = (self.root / key).resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop under the root (RuntimeError before Python 3.13)
+            raise _unavailable(f"media key {key!r} cannot be resolved: {exc}") from exc
         if not path.is_relative_to(self.root) or path == self.root:
             raise ValueError(f"media key {key!r} resolves outside the media root")
         return path

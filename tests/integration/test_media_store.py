@@ -350,6 +350,15 @@ async def test_filesystem_never_follows_a_key_outside_root(tmp_path: Path) -> No
     assert sorted(path.name for path in outside.iterdir()) == ["secret.txt"]
 
 
+async def test_filesystem_symlink_loop_is_an_outage_not_a_crash(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "media")
+    store.root.mkdir()
+    (store.root / "loop").symlink_to(store.root / "loop")
+    with pytest.raises(MediaError) as raised:
+        await store.get("loop/x.bin")
+    assert raised.value.code == "media_store_unavailable"
+
+
 async def test_filesystem_concurrent_puts_leave_no_temp_files(tmp_path: Path) -> None:
     store = FilesystemStore(tmp_path / "media")
     payloads = [os.urandom(64 * KiB) for _ in range(16)]
