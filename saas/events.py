@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,16 +105,24 @@ async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
 
     redis, user_id, socket_id = runtime.redis_client, int(claims.sub), uuid.uuid4().hex
     away: bool | None = None
-    await presence.connected(redis, runtime.keys, claims.tid, user_id, socket_id)
+
+    async def quietly(change: Awaitable[object]) -> None:
+        """Presence never closes the inbox: a failed change is logged and the sweep reconciles it later."""
+        try:
+            await change
+        except Exception:
+            logger.exception("presence of user %s of tenant %s not updated", user_id, claims.tid)
+
+    await quietly(presence.connected(redis, runtime.keys, claims.tid, user_id, socket_id))
     sender = asyncio.create_task(pump())
     try:
         while True:
             frame = await socket.receive_data(mode="text")  # heartbeats and presence; disconnect ends the loop
-            await presence.heartbeat(redis, runtime.keys, claims.tid, user_id, socket_id)
+            await quietly(presence.heartbeat(redis, runtime.keys, claims.tid, user_id, socket_id))
             status = _presence_choice(frame)
             if status is not None and (status == "away") != away:
                 away = status == "away"
-                await presence.connected(redis, runtime.keys, claims.tid, user_id, socket_id, away=away)
+                await quietly(presence.connected(redis, runtime.keys, claims.tid, user_id, socket_id, away=away))
     except WebSocketDisconnect:
         pass
     finally:

@@ -8,12 +8,23 @@ import msgspec
 from litestar import Request
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ValidationException
-from litestar.params import PathParameter
+from litestar.params import PathParameter, QueryParameter
 
-__all__ = ["Id", "strict_json_body"]
+__all__ = ["Cursor", "Id", "Limit", "OptionalId", "RowId", "client_address", "strict_json_body"]
 
 # A row id in a path: a positive bigint. Anything else is a 400, never a database error.
 Id = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+# The same in a JSON body, as an optional query filter, and the page parameters of every list.
+RowId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+OptionalId = Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)]
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200)]
+Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200)]
+
+
+def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's address as the audit log records it (the ASGI server's view: behind a proxy, the proxy's
+    unless the server is told to trust forwarded headers)."""
+    return request.client.host if request.client else None
 
 
 # id(handler) -> (handler, body type). Holding the handler keeps its id from being reused by another app's handler

@@ -18,12 +18,13 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
 
 from saas.effects import Effects
-from saas.queues.assign import distribute_queues, queues_of_user
+from saas.queues.assign import distribute_with_events, queues_of_user
 from saas.queues.distribution import returned_on_offline
-from saas.tickets.lifecycle import Calendars, fetch_tickets, lock_distribution, log_event, ticket_event
+from saas.tickets.lifecycle import Calendars, lock_distribution, log_event
 from saas.workspace.service import load_settings
 from supervisor.realtime import RealtimeEvent
 from supervisor.streams import StreamKeys
@@ -118,47 +119,56 @@ async def reconcile(redis: Redis, keys: StreamKeys, tenant_id: int, user_id: int
             effects.events.append(RealtimeEvent(type="presence.updated",
                                                 data={"user_id": user_id, "presence": presence}))  # fmt: skip
         if moved_presence or (retry_returns and presence == "offline"):
-            calendars = Calendars(conn, await load_settings(conn))
-            changed: set[int] = set()
             was: dict[int, dict[str, object]] = {}
-            queues: list[int] = []
             if presence == "offline":
-                rows = await conn.fetch(
-                    "SELECT q.id, q.return_on_offline, array_agg(t.id ORDER BY t.id) AS tickets FROM tickets t"
-                    " JOIN queues q ON q.id = t.queue_id WHERE t.user_id = $1 AND t.status = 'open' GROUP BY q.id",
-                    user_id,
-                )
-                for queue in rows:
-                    returned = returned_on_offline(queue["return_on_offline"], presence, list(queue["tickets"]))
-                    if not returned:
-                        continue
-                    moved = [r["id"] for r in await conn.fetch(
-                        """
-                        UPDATE tickets SET user_id = NULL, status = 'pending', updated_at = now()
-                        WHERE id IN (SELECT id FROM tickets WHERE id = ANY($1::bigint[]) AND user_id = $2
-                                     FOR UPDATE SKIP LOCKED)
-                        RETURNING id
-                        """,
-                        returned, user_id,
-                    )]  # fmt: skip
-                    if len(moved) < len(returned):  # someone holds one right now: try again shortly
-                        effects.timers.append(("presence", str(user_id), now + timedelta(seconds=2)))
-                    for ticket_id in moved:
-                        await log_event(conn, ticket_id, "returned", details={"user_id": user_id, "reason": "offline"})
-                        was[ticket_id] = {"user_id": user_id, "queue_id": queue["id"]}
-                    changed.update(moved)
-                    queues.append(queue["id"])
-            elif presence == "online":
-                queues = await queues_of_user(conn, user_id)
-            distribution = await distribute_queues(conn, tenant_id, queues, now=now, calendars=calendars)
-            for assigned in distribution.assigned:
-                changed.add(assigned.ticket_id)
-                was.setdefault(assigned.ticket_id, {"user_id": None, "queue_id": assigned.queue_id})
-            effects.timers += distribution.retries(now)
-            effects.events += [ticket_event(t, was=was.get(t.id)) for t in await fetch_tickets(conn, changed)]
+                was, queues, held = await _return_tickets(conn, user_id)
+                if held:  # someone holds one right now: try again shortly
+                    effects.timers.append(("presence", str(user_id), now + timedelta(seconds=2)))
+            else:
+                queues = await queues_of_user(conn, user_id) if presence == "online" else []
+            _done, distributed = await distribute_with_events(
+                conn, tenant_id, queues, now=now, calendars=Calendars(conn, await load_settings(conn)),
+                touched=was, was=was,
+            )  # fmt: skip
+            effects.events += distributed.events
+            effects.timers += distributed.timers
         await effects.before_commit(redis, keys, tenant_id)
     await effects.after_commit(redis, keys, tenant_id)
     return presence
+
+
+async def _return_tickets(
+    conn: asyncpg.Connection, user_id: int
+) -> tuple[dict[int, dict[str, object]], list[int], bool]:
+    """An offline agent's open tickets go back to the queues that ask for it (``return_on_offline``), taken
+    ``SKIP LOCKED`` (this runs under the distribution lock); returns each returned ticket's state before, the
+    queues to distribute, and whether a ticket was held by someone else (to be retried)."""
+    was: dict[int, dict[str, object]] = {}
+    queues: list[int] = []
+    held = False
+    rows = await conn.fetch(
+        "SELECT q.id, q.return_on_offline, array_agg(t.id ORDER BY t.id) AS tickets FROM tickets t"
+        " JOIN queues q ON q.id = t.queue_id WHERE t.user_id = $1 AND t.status = 'open' GROUP BY q.id",
+        user_id,
+    )
+    for queue in rows:
+        returned = returned_on_offline(queue["return_on_offline"], "offline", list(queue["tickets"]))
+        if not returned:
+            continue
+        moved = [r["id"] for r in await conn.fetch(
+            """
+            UPDATE tickets SET user_id = NULL, status = 'pending', updated_at = now()
+            WHERE id IN (SELECT id FROM tickets WHERE id = ANY($1::bigint[]) AND user_id = $2 FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """,
+            returned, user_id,
+        )]  # fmt: skip
+        held = held or len(moved) < len(returned)
+        for ticket_id in moved:
+            await log_event(conn, ticket_id, "returned", details={"user_id": user_id, "reason": "offline"})
+            was[ticket_id] = {"user_id": user_id, "queue_id": queue["id"]}
+        queues.append(queue["id"])
+    return was, queues, held
 
 
 async def sweep_presence(redis: Redis, keys: StreamKeys) -> int:

@@ -79,28 +79,29 @@ def contact_clause(text: str, arg: Callable[[Any], str], alias: str = "c") -> st
 # -- how common a word is: PostgreSQL's own statistics, read directly ---------------------------------------------------
 
 _STATS_TTL_S = 600.0
-_stats: dict[str, tuple[float, list[str], list[float], float] | None] = {}
+_NO_STATS_TTL_S = 60.0  # before the first ANALYZE: look again soon, but not on every search
+_Stats = tuple[list[str], list[float], float]
+_stats: dict[str, tuple[float, _Stats | None]] = {}
 
 
-async def _lexeme_stats(conn: asyncpg.Connection, schema: str) -> tuple[list[str], list[float], float] | None:
+async def _lexeme_stats(conn: asyncpg.Connection, schema: str) -> _Stats | None:
     """The most common lexemes of ``messages.search`` with the fraction of messages containing each, sorted by
     lexeme, and the smallest fraction listed (every unlisted lexeme is rarer). None before the first ANALYZE."""
     cached = _stats.get(schema)
-    if cached is not None and time.monotonic() - cached[0] < _STATS_TTL_S:
-        return cached[1], cached[2], cached[3]
+    if cached is not None and time.monotonic() - cached[0] < (_STATS_TTL_S if cached[1] else _NO_STATS_TTL_S):
+        return cached[1]
     row = await conn.fetchrow(
         "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs FROM pg_stats"
         " WHERE schemaname = $1 AND tablename = 'messages' AND attname = 'search'",
         schema,
     )
-    if row is None or row["elems"] is None or not row["freqs"]:
-        _stats[schema] = None
-        return None
-    elems, freqs = list(row["elems"]), list(row["freqs"])[: len(row["elems"])]
-    floor = float(row["freqs"][len(elems)])  # after the per-element frequencies: their minimum, maximum, nulls
-    pairs = sorted(zip(elems, freqs, strict=True))
-    result = ([e for e, _ in pairs], [f for _, f in pairs], floor)
-    _stats[schema] = (time.monotonic(), *result)
+    result: _Stats | None = None
+    if row is not None and row["elems"] is not None and row["freqs"]:
+        elems, freqs = list(row["elems"]), list(row["freqs"])[: len(row["elems"])]
+        floor = float(row["freqs"][len(elems)])  # after the per-element frequencies: their minimum, maximum, nulls
+        pairs = sorted(zip(elems, freqs, strict=True))
+        result = ([e for e, _ in pairs], [f for _, f in pairs], floor)
+    _stats[schema] = (time.monotonic(), result)
     return result
 
 

@@ -18,6 +18,7 @@ Members are ``<tenant id>:<kind>:<subject>``; the key has a hash tag so it lives
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +26,7 @@ from redis.asyncio import Redis
 
 from supervisor.streams import StreamKeys
 
-__all__ = ["Timer", "claim_due", "done", "schedule", "timers_key"]
+__all__ = ["Timer", "claim_due", "done", "schedule", "schedule_all", "timers_key"]
 
 # KEYS[1] the set; ARGV[1] now, ARGV[2] lease until, ARGV[3] max members. Returns the claimed members.
 _CLAIM = """
@@ -62,8 +63,18 @@ def timers_key(keys: StreamKeys) -> str:
 
 async def schedule(redis: Redis, keys: StreamKeys, tenant_id: int, kind: str, subject: object, due: datetime) -> None:
     """Make sure ``kind:subject`` of the tenant fires at ``due`` or earlier."""
-    member = f"{tenant_id}:{kind}:{subject}"
-    await redis.zadd(timers_key(keys), {member: due.timestamp()}, lt=True)  # LT still adds a missing member
+    await schedule_all(redis, keys, tenant_id, [(kind, str(subject), due)])
+
+
+async def schedule_all(redis: Redis, keys: StreamKeys, tenant_id: int,
+                       timers: Iterable[tuple[str, str, datetime]]) -> None:  # fmt: skip
+    """:func:`schedule` for many ``(kind, subject, due)`` at once, in one round trip (the earliest due of each)."""
+    due: dict[str, float] = {}
+    for kind, subject, at in timers:
+        member = f"{tenant_id}:{kind}:{subject}"
+        due[member] = min(due.get(member, at.timestamp()), at.timestamp())
+    if due:
+        await redis.zadd(timers_key(keys), due, lt=True)  # LT still adds missing members
 
 
 async def claim_due(redis: Redis, keys: StreamKeys, *, lease_s: float = 60.0, limit: int = 200,

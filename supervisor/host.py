@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import random
 import time
@@ -35,9 +34,9 @@ from supervisor.media import (
     MAX_BYTES,
     MediaError,
     MediaNotFound,
-    MediaRejected,
     MediaStore,
-    media_key,
+    base_mime,
+    store_content,
     store_from_settings,
 )
 from supervisor.metrics import MetricsSink
@@ -75,8 +74,6 @@ logger = logging.getLogger("atende.host")
 OUT_GROUP = "hosts"
 SENT_MARKER_TTL_S = 24 * 3600
 STARTING_WRITE_DELAY_S = 1.0
-MEDIA_READ_ATTEMPTS = 3  # reading an agent's upload from the media store, before the send is reported FAILED
-MEDIA_READ_BACKOFF_S = 0.2  # doubled after each failed attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,11 +388,24 @@ class SessionRunner:
             for task in fetches:
                 task.cancel()
 
+    def _stream_ack(self, key: str, entry_id: bytes, what: str) -> AckFn:
+        """The XACK of an outbound entry, run by the appender once the command's outcome is on the inbound stream:
+        a host dying in between leaves the entry pending, and the next one reports it again (the sent marker
+        stops a resend), so no outcome is ever lost."""
+
+        async def ack() -> None:
+            try:
+                await self.host.redis.xack(key, OUT_GROUP, entry_id)
+            except Exception:  # left pending: taken over on the next connection, reported again
+                logger.warning("ack of %s failed", what, exc_info=True)
+
+        return ack
+
     async def _send_and_ack(self, driver: Driver, key: str, entry_id: bytes, command: OutboundMessage) -> None:
         """One send, from the marker to the stream ack. Whatever goes wrong is this command's failure, reported
         FAILED (``internal_error`` when unexpected), never the send loop's: the next command is sent regardless."""
         try:
-            await self._send(driver, command)
+            outcome = await self._send(driver, command)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -403,27 +413,22 @@ class SessionRunner:
             self.host.metrics.inc("atende_session_send_errors_total", self.labels)
             with contextlib.suppress(Exception):  # best effort: the command is acked below, never retried
                 await self.host.redis.delete(self._marker(command))
-            await self._report(command, "FAILED", None, code="internal_error",
-                               title="the session host could not send this message")  # fmt: skip
-        try:
-            await self.host.redis.xack(key, OUT_GROUP, entry_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # left pending: taken over on the next connection (a sent message's marker stops a resend)
-            logger.warning("ack of send %s failed", command.message_id, exc_info=True)
+            outcome = self._report(command, "FAILED", None, code="internal_error",
+                                   title="the session host could not send this message")  # fmt: skip
+        await self.host.appender.put(outcome, self._stream_ack(key, entry_id, f"send {command.message_id}"))
 
     async def _fetch_and_ack(self, driver: Driver, key: str, entry_id: bytes, command: FetchMedia) -> None:
         try:
             async with self.host.fetch_gate:
-                await self._fetch(driver, command)
+                outcome = await self._fetch(driver, command)
         except asyncio.CancelledError:
             raise
         except Exception:  # left pending: taken over again on the next connection
             logger.exception("media fetch of message %s failed", command.message_id)
             return
-        await self.host.redis.xack(key, OUT_GROUP, entry_id)
+        await self.host.appender.put(outcome, self._stream_ack(key, entry_id, f"fetch {command.message_id}"))
 
-    async def _fetch(self, driver: Driver, command: FetchMedia) -> None:
+    async def _fetch(self, driver: Driver, command: FetchMedia) -> Envelope:
         """Download an inbound message's media through the driver into the media store; report the outcome.
 
         Inbound media is stored whatever its type (WhatsApp already accepted it; the API serves unknown types as
@@ -432,8 +437,7 @@ class SessionRunner:
         media = command.media
         limit = min(MAX_BYTES.get(command.kind, MAX_BYTES["document"]), self.host.config.media_max_bytes)
         if media.size is not None and media.size > limit:
-            await self._media_result(command, "rejected", error=f"media_too_large: over {limit} bytes")
-            return
+            return self._media_result(command, "rejected", error="media_too_large")
         data: bytes | None = None
         for attempt in range(3):
             try:
@@ -441,59 +445,45 @@ class SessionRunner:
                 break
             except DriverError as exc:
                 if not exc.retryable or attempt == 2:
-                    await self._media_result(command, "failed", error=f"{exc.code or 'download_failed'}: {exc}")
-                    return
+                    # The code only: the driver's text names provider URLs and ids, which agents have no use for.
+                    logger.warning("download of the media of message %s failed: %s", command.message_id, exc)
+                    return self._media_result(command, "failed", error=exc.code or "download_failed")
                 await asyncio.sleep(0.5 * 2**attempt)
         assert data is not None
         if len(data) > limit:
-            await self._media_result(command, "rejected", error=f"media_too_large: over {limit} bytes")
-            return
-        digest = hashlib.sha256(data).hexdigest()
-        mime = media.mime.split(";")[0].strip().lower() or "application/octet-stream"
-        stored_key = media_key(command.tenant_id, digest, mime, now=utcnow())
-        await self.host.media.put(stored_key, data, mime)  # a store outage raises: the command stays pending
+            return self._media_result(command, "rejected", error="media_too_large")
+        mime = base_mime(media.mime) or "application/octet-stream"
+        # A store outage raises: the command stays pending.
+        stored_key, digest = await store_content(self.host.media, command.tenant_id, data, mime)
         self.host.metrics.inc("atende_session_media_fetched_total", self.labels)
-        await self._media_result(command, "stored", key=stored_key, size=len(data), sha256=digest, mime=mime)
+        return self._media_result(command, "stored", key=stored_key, size=len(data), sha256=digest, mime=mime)
 
-    async def _media_result(self, command: FetchMedia, state: str, **fields: Any) -> None:
+    def _media_result(self, command: FetchMedia, state: str, **fields: Any) -> Envelope:
         event = MediaResult(message_id=command.message_id, chat_id=command.chat_id, state=state,  # type: ignore[arg-type]
                             occurred_at=utcnow(), **fields)  # fmt: skip
-        await self.host.appender.put(self._envelope(event), None)
+        return self._envelope(event)
 
     def _marker(self, command: OutboundMessage) -> str:
         """The Redis key that remembers a send (``pending``, then the provider's id): a redelivery sends nothing."""
         return f"{self.host.keys.prefix}:sent:{{t{command.tenant_id}}}:{command.message_id}"
 
     async def _read_media(self, command: OutboundMessage) -> bytes | MediaError:
-        """The bytes of an agent's upload, or the error that ends its send.
-
-        A store failure that may pass is tried three times in all with a short backoff; a missing (or refused)
-        object fails at once.
-        """
+        """The bytes of an agent's upload, or the error that ends its send (the store retries what may pass)."""
         assert command.media is not None
-        attempt = 0
-        while True:
-            try:
-                return await self.host.media.get(command.media.ref)
-            except (MediaNotFound, MediaRejected) as exc:
-                return exc
-            except MediaError as exc:
-                attempt += 1
-                if attempt == MEDIA_READ_ATTEMPTS:
-                    logger.error("reading the media of message %s failed: %s", command.message_id, exc)
-                    return exc
-                logger.warning("reading the media of message %s failed (%s); retrying", command.message_id, exc.code)
-                await asyncio.sleep(MEDIA_READ_BACKOFF_S * 2 ** (attempt - 1))
+        try:
+            return await self.host.media.get(command.media.ref)
+        except MediaError as exc:
+            logger.error("reading the media of message %s failed: %s", command.message_id, exc)
+            return exc
 
-    async def _send(self, driver: Driver, command: OutboundMessage) -> None:
+    async def _send(self, driver: Driver, command: OutboundMessage) -> Envelope:
+        """Send the command (at most once, whatever redeliveries come); returns its outcome to report."""
         redis = self.host.redis
         marker = self._marker(command)
         existing = await redis.get(marker)
         if existing and existing != b"pending":
-            await self._report(
-                command, "SENT", existing.decode() if isinstance(existing, bytes) else str(existing)
-            )  # sent before a crash: report, don't resend
-            return
+            # sent before a crash: report, don't resend
+            return self._report(command, "SENT", existing.decode() if isinstance(existing, bytes) else str(existing))
         await redis.set(marker, "pending", ex=SENT_MARKER_TTL_S)
         started = time.monotonic()
         data: bytes | None = None
@@ -504,15 +494,15 @@ class SessionRunner:
                 await redis.delete(marker)
                 # A fixed title: the error's own text names keys and server paths, which agents have no use for.
                 title = "the file is gone" if isinstance(read, MediaNotFound) else "the file could not be read"
-                await self._report(command, "FAILED", None, code=read.code, title=title)
-                return
+                return self._report(command, "FAILED", None, code=read.code, title=title)
             data = read
         for attempt in range(5):
             try:
                 idempotency_key = f"atende-{command.tenant_id}-{command.message_id}"
                 if command.media is not None:
                     provider_id = await driver.send_media(command.chat_id, command.media, caption=command.text,
-                                                          idempotency_key=idempotency_key, data=data)  # fmt: skip
+                                                          idempotency_key=idempotency_key, data=data,
+                                                          kind=command.kind)  # fmt: skip
                 else:
                     provider_id = await driver.send_text(command.chat_id, command.text or "",
                                                          idempotency_key=idempotency_key,
@@ -523,30 +513,27 @@ class SessionRunner:
             except SendFailed as exc:
                 self.host.metrics.inc("atende_session_send_errors_total", self.labels)
                 await redis.delete(marker)
-                await self._report(command, "FAILED", None, code=exc.code, title=str(exc))
-                return
+                return self._report(command, "FAILED", None, code=exc.code, title=str(exc))
             except DriverError as exc:
                 self.host.metrics.inc("atende_session_send_errors_total", self.labels)
                 if not exc.retryable or attempt == 4:
                     await redis.delete(marker)
-                    await self._report(command, "FAILED", None, code=exc.code, title=str(exc))
-                    return
+                    return self._report(command, "FAILED", None, code=exc.code, title=str(exc))
                 await asyncio.sleep(0.2 * (attempt + 1))
                 continue
             await redis.set(marker, provider_id, ex=SENT_MARKER_TTL_S)
             self.host.metrics.observe("atende_session_send_latency_seconds", self.labels, time.monotonic() - started)
             self.host.metrics.inc("atende_session_messages_out_total", self.labels)
-            await self._report(command, "SENT", provider_id)
-            return
+            return self._report(command, "SENT", provider_id)
         await redis.delete(marker)
-        await self._report(command, "FAILED", None, code="rate_limited", title="rate limited too many times")
+        return self._report(command, "FAILED", None, code="rate_limited", title="rate limited too many times")
 
-    async def _report(self, command: OutboundMessage, status: str, provider_id: str | None, *,
-                      code: str | None = None, title: str | None = None) -> None:  # fmt: skip
+    def _report(self, command: OutboundMessage, status: str, provider_id: str | None, *,
+                code: str | None = None, title: str | None = None) -> Envelope:  # fmt: skip
         event = MessageStatus(provider_message_id=provider_id, status=status, chat_id=command.chat_id,  # type: ignore[arg-type]
                               client_message_id=command.message_id, error_code=code, error_title=title,
                               occurred_at=utcnow())  # fmt: skip
-        await self.host.appender.put(self._envelope(event), None)
+        return self._envelope(event)
 
     def stop_requested(self) -> bool:
         return self.stopping

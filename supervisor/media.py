@@ -41,6 +41,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from supervisor.policy import RestartPolicy, backoff_delay
+from supervisor.wire import MEDIA_KINDS
 
 __all__ = [
     "ALLOWED_MIME",
@@ -53,12 +54,14 @@ __all__ = [
     "MediaRejected",
     "MediaStore",
     "S3Store",
+    "base_mime",
     "check_key",
     "check_media",
     "kind_for_mime",
     "media_key",
     "sigv4_headers",
     "sniff_mime",
+    "store_content",
     "store_from_settings",
 ]
 
@@ -155,6 +158,15 @@ _EXTENSIONS: Final[dict[str, str]] = {
 }
 
 
+async def store_content(store: MediaStore, tenant_id: int, data: bytes, mime: str) -> tuple[str, str]:
+    """Put ``data`` under its content-addressed key (see :func:`media_key`); returns ``(key, sha256 hex)``. The
+    digest is computed off the event loop: files run to 100 MiB."""
+    digest = (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()
+    key = media_key(tenant_id, digest, mime, now=datetime.now(UTC))
+    await store.put(key, data, mime)
+    return key, digest
+
+
 def media_key(tenant_id: int, sha256_hex: str, mime: str, *, now: datetime) -> str:
     """The content-addressed key ``t<tenant_id>/<yyyy>/<mm>/<sha256>.<ext>`` (UTC month, ``bin`` if the mime is unknown).
 
@@ -169,7 +181,7 @@ def media_key(tenant_id: int, sha256_hex: str, mime: str, *, now: datetime) -> s
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     month = now.astimezone(UTC)
-    ext = _EXTENSIONS.get(_base_type(mime), "bin")
+    ext = _EXTENSIONS.get(base_mime(mime), "bin")
     return check_key(f"t{tenant_id}/{month:%Y}/{month:%m}/{digest}.{ext}")
 
 
@@ -593,8 +605,6 @@ def store_from_settings(
 
 # --- policy -----------------------------------------------------------------------------------------------------
 
-MEDIA_KINDS: Final = ("image", "video", "audio", "voice", "document", "sticker")
-
 _DOCX: Final = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _PPTX: Final = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -643,14 +653,14 @@ _SNIFF_TEXT_BYTES: Final = 4 * KiB
 _SNIFF_ZIP_BYTES: Final = 2 * KiB
 
 
-def _base_type(mime: str) -> str:
+def base_mime(mime: str) -> str:
     """``"Audio/OGG; codecs=opus"`` -> ``"audio/ogg"``."""
     return mime.partition(";")[0].strip().lower()
 
 
 def kind_for_mime(mime: str) -> str | None:
     """The message kind for an allowed MIME type (``image/webp`` is an image: stickers are declared), else None."""
-    base = _base_type(mime)
+    base = base_mime(mime)
     for kind in ("image", "video", "audio", "document"):
         if base in ALLOWED_MIME[kind]:
             return kind
@@ -738,7 +748,7 @@ def check_media(
     """
     if kind not in ALLOWED_MIME:
         raise MediaRejected(f"unknown media kind {kind!r}", code="media_type_not_allowed")
-    base = _base_type(mime)
+    base = base_mime(mime)
     if base not in ALLOWED_MIME[kind]:
         raise MediaRejected(f"{base or mime!r} is not allowed for {kind} messages", code="media_type_not_allowed")
     if data is not None:

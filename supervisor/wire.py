@@ -67,6 +67,8 @@ MessageKind = Literal[
     "text", "image", "video", "audio", "voice", "document", "sticker", "location", "contact", "reaction",
     "interactive_reply", "edit", "revoke", "unknown",
 ]  # fmt: skip
+MEDIA_KINDS = ("image", "video", "audio", "voice", "document", "sticker")
+"""The kinds that carry a file."""
 StatusName = Literal["PENDING", "SENT", "DELIVERED", "READ", "PLAYED", "FAILED", "DELETED"]
 
 # Statuses only move forward along this ranking; FAILED and DELETED are terminal and outrank everything.

@@ -25,6 +25,8 @@ from tenants import db
 from tenants.migrations import migrate_public
 from tenants.provisioning import TenantInfo, create_tenant
 
+PASSWORD = "correct horse"  # every test tenant's admin (admin@<slug>.example) and the agents tests add
+
 
 def with_database(url: str, database: str) -> str:
     """``url`` pointed at another database (works for TCP and Unix-socket URLs)."""
@@ -139,7 +141,7 @@ def unique_slug() -> Callable[[str], str]:
 def make_tenant(database: str, unique_slug: Callable[[str], str]) -> Callable[..., Awaitable[TenantInfo]]:
     async def make(stem: str = "acme", **kwargs: str) -> TenantInfo:
         slug = unique_slug(stem)
-        options = {"name": f"Tenant {slug}", "admin_email": f"admin@{slug}.example", "admin_password": "correct horse",
+        options = {"name": f"Tenant {slug}", "admin_email": f"admin@{slug}.example", "admin_password": PASSWORD,
                    **kwargs}  # fmt: skip
         return await create_tenant(slug, **options)
 
@@ -154,6 +156,15 @@ async def admin_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+async def login(client: httpx.AsyncClient, tenant_slug: str, email: str | None = None,
+                password: str = PASSWORD) -> dict[str, str]:  # fmt: skip
+    """Log in through the API (the tenant's admin unless ``email`` is given); the bearer headers of the session."""
+    response = await client.post("/api/v1/auth/login", json={"tenant": tenant_slug, "password": password,
+                                                             "email": email or f"admin@{tenant_slug}.example"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,7 @@ from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.auth.service import LoginResult, login, logout, refresh
-from saas.params import Id
+from saas.params import Id, client_address
 from saas.runtime import Runtime
 
 __all__ = ["WS_TICKET_TTL_S", "AuthController"]
@@ -47,7 +47,7 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], runtime: NamedDependency[Runtime]
     ) -> LoginResult:
         account = f"{data.tenant.lower()}:{data.email.strip().lower()}"
-        address = request.client.host if request.client else "unknown"
+        address = client_address(request) or "unknown"
         async with ratelimit.login_attempt(runtime.redis_client, runtime.keys.prefix, account=account, address=address):
             return await login(runtime.tokens, tenant=data.tenant, email=data.email, password=data.password)
 
@@ -103,7 +103,7 @@ class ApiTokenController(Controller):
         async with principal_context(caller.claims) as (principal, session):
             out, token = await api_tokens.create(session, actor_id=principal.user_id, name=data.name, scopes=data.scopes,
                                                  expires_in_days=data.expires_in_days,
-                                                 origin=request.client.host if request.client else None)  # fmt: skip
+                                                 origin=client_address(request))  # fmt: skip
         return CreatedApiToken(api_token=out, token=token)
 
     @post("/{token_id:int}/revoke", summary="Revoke an API token", status_code=200,
@@ -112,4 +112,4 @@ class ApiTokenController(Controller):
                      token_id: Id) -> api_tokens.ApiTokenOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await api_tokens.revoke(session, actor_id=principal.user_id, token_id=token_id,
-                                           origin=request.client.host if request.client else None)  # fmt: skip
+                                           origin=client_address(request))  # fmt: skip

@@ -20,7 +20,7 @@ events, outbox ids and timers and acts on them around its commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,15 @@ from saas.automation import menu
 from saas.automation.csat import parse_rating
 from saas.queues.assign import distribute_queues
 from saas.queues.calendar import is_open, window_key
-from saas.tickets.lifecycle import Calendars, fetch_tickets, insert_outgoing, log_event, message_event, ticket_event
+from saas.tickets.lifecycle import (
+    Calendars,
+    fetch_tickets,
+    insert_outgoing,
+    lock_distribution,
+    log_event,
+    message_event,
+    ticket_event,
+)
 from saas.tickets.rules import reopen_decision
 from saas.workspace.schemas import WorkspaceSettings
 from supervisor.realtime import RealtimeEvent
@@ -94,6 +102,7 @@ class Automation:
     _distribute: set[int] = field(default_factory=set)
     _routing: dict[int, Routing] = field(default_factory=dict)
     _queues: dict[int, asyncpg.Record | None] = field(default_factory=dict)
+    _back_to_agent: set[int] = field(default_factory=set)  # reopened to their agent, who was online when we looked
     _was: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -208,12 +217,32 @@ class Automation:
         if row is None:
             return await self._create(pair)  # staff made a ticket of the pair active meanwhile: join it
         self.reopened.add(ticket_id)
+        if row["user_id"] is not None:
+            self._back_to_agent.add(ticket_id)
         self.changed.add(ticket_id)
         self._was[ticket_id] = {"user_id": row["previous_user_id"], "queue_id": row["queue_id"]}
         await log_event(self.conn, ticket_id, "reopened", details={"by": "customer", "user_id": row["user_id"]})
         if row["user_id"] is None and row["queue_id"] is not None:
             self._distribute.add(row["queue_id"])
         return ticket_id
+
+    async def _recheck_agents(self) -> None:
+        """Under the distribution lock (presence changes commit under it), look again at the agents reopened
+        tickets went back to: one who went offline meanwhile returned their open tickets without seeing these
+        (not committed yet), so these go to their queue now. The rows are ours already; nothing waits on them."""
+        await lock_distribution(self.conn, self.tenant_id)
+        rows = await self.conn.fetch(
+            """
+            UPDATE tickets t SET user_id = NULL, status = 'pending', updated_at = now()
+            FROM users u WHERE t.id = ANY($1::bigint[]) AND u.id = t.user_id AND u.presence <> 'online'
+            RETURNING t.id, t.queue_id, u.id AS user_id
+            """,
+            sorted(self._back_to_agent),
+        )  # fmt: skip
+        for row in rows:
+            await log_event(self.conn, row["id"], "returned", details={"user_id": row["user_id"], "reason": "offline"})
+            if row["queue_id"] is not None:
+                self._distribute.add(row["queue_id"])
 
     async def _answer_survey(self, survey: asyncpg.Record, rating: int, key: Any) -> None:
         await self.conn.execute(
@@ -228,29 +257,44 @@ class Automation:
 
     # -- 2. routing ---------------------------------------------------------------------------------------------
 
-    async def route(self, inbound: dict[int, list[InboundMessage]]) -> None:
-        """Run the menu, queue entry and out-of-hours rules for tickets that received customer messages."""
+    async def route(self, inbound: dict[int, list[InboundMessage]], *, woken: Collection[int] = ()) -> None:
+        """Run the menu, queue entry and out-of-hours rules for tickets that received customer messages.
+
+        A conversation starts (greeting, menu or queue) when the customer is first heard on the ticket — also on a
+        ticket the business opened from its phone — or comes back to a reopened ticket that has no queue.
+        ``woken``: snoozed tickets these messages woke up, distributed again if they wait in a queue."""
         if not inbound:
             return
         rows = await self.conn.fetch(
-            "SELECT t.id, t.contact_id, t.connection_id, t.status, t.queue_id, t.user_id, t.bot_state, t.bot_path,"
-            " t.bot_invalid, c.is_group FROM tickets t JOIN contacts c ON c.id = t.contact_id"
-            " WHERE t.id = ANY($1::bigint[]) ORDER BY t.id",
+            """
+            SELECT t.id, t.contact_id, t.connection_id, t.status, t.queue_id, t.user_id, t.bot_state, t.bot_path,
+                   t.bot_invalid, c.is_group,
+                   CASE WHEN t.queue_id IS NULL AND t.bot_state IS NULL
+                        THEN (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id AND NOT m.from_me) END AS heard
+            FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.id = ANY($1::bigint[]) ORDER BY t.id
+            """,
             list(inbound),
         )
         for row in rows:
-            ticket = _Ticket(**{**dict(row), "bot_path": list(row["bot_path"])})
+            fields = dict(row)
+            heard = fields.pop("heard")
+            ticket = _Ticket(**{**fields, "bot_path": list(row["bot_path"])})
             messages = inbound[ticket.id]
             if ticket.status == "closed":
                 continue
-            if ticket.id in self.created or (ticket.id in self.reopened and ticket.queue_id is None):
+            if heard == len(messages) or (ticket.id in self.reopened and ticket.queue_id is None):
                 messages = await self._start(ticket, messages)
-            if ticket.bot_state == "menu":
+            if ticket.bot_state == "menu" and messages:
                 await self._answer_menu(ticket, messages)
-            elif messages:
+            elif messages and ticket.bot_state is None:
                 await self._out_of_hours(ticket)
-            if ticket.user_id is None and ticket.queue_id is not None and ticket.bot_state is None:
-                self._distribute.add(ticket.queue_id)  # still waiting (or woken from a snooze): try again
+            if (
+                ticket.id in woken
+                and ticket.user_id is None
+                and ticket.queue_id is not None
+                and ticket.bot_state is None
+            ):
+                self._distribute.add(ticket.queue_id)
 
     async def _start(self, ticket: _Ticket, messages: list[InboundMessage]) -> list[InboundMessage]:
         """A new conversation: greeting and menu, or straight into the only queue. Returns the messages left to
@@ -453,13 +497,15 @@ class Automation:
                 ids, [summaries[i] for i in ids],
             )  # fmt: skip
             self.changed.update(ids)
+        if self._back_to_agent:
+            await self._recheck_agents()
         if self._distribute:
             done = await distribute_queues(self.conn, self.tenant_id, self._distribute, now=self.now,
                                            calendars=self.calendars)  # fmt: skip
             self.timers += done.retries(self.now)
-            for assigned in done.assigned:
-                self._was.setdefault(assigned.ticket_id, {"user_id": None, "queue_id": assigned.queue_id})
-                self.changed.add(assigned.ticket_id)
+            for ticket_id, before in done.was().items():
+                self._was.setdefault(ticket_id, before)
+                self.changed.add(ticket_id)
         for ticket in await fetch_tickets(self.conn, self.changed):
             event = ticket_event(ticket, was=self._was.get(ticket.id))
             if ticket.id in self.created:

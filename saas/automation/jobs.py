@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from saas.automation.engine import Automation
 from saas.effects import Effects
 from saas.presence import reconcile
-from saas.queues.assign import RETRY_AFTER, distribute_queues
-from saas.tickets.lifecycle import Calendars, fetch_tickets, log_event, ticket_event
+from saas.queues.assign import RETRY_AFTER, distribute_with_events
+from saas.tickets.lifecycle import Calendars, log_event
 from saas.timers import Timer
 from saas.workspace.service import load_settings
 from supervisor.streams import StreamKeys
@@ -62,23 +62,17 @@ async def run_timer(redis: Redis, keys: StreamKeys, timer: Timer) -> datetime | 
                     await conn.execute("UPDATE tickets SET snoozed_until = NULL, updated_at = now() WHERE id = $1",
                                        row["id"])  # fmt: skip
                     await log_event(conn, row["id"], "woke")
-                    changed = {row["id"]}
-                    if row["queue_id"] is not None and row["user_id"] is None and row["status"] == "pending":
-                        done = await distribute_queues(conn, timer.tenant_id, [row["queue_id"]], now=now,
-                                                       calendars=Calendars(conn, settings))  # fmt: skip
-                        effects.timers += done.retries(now)
-                        was = {a.ticket_id: {"user_id": None, "queue_id": a.queue_id} for a in done.assigned}
-                        changed |= set(was)
-                    else:
-                        was = {}
-                    effects.events += [ticket_event(t, was=was.get(t.id)) for t in await fetch_tickets(conn, changed)]
+                    waiting = row["queue_id"] is not None and row["user_id"] is None and row["status"] == "pending"
+                    _done, effects = await distribute_with_events(
+                        conn, timer.tenant_id, [row["queue_id"]] if waiting else [], now=now,
+                        calendars=Calendars(conn, settings), touched=[row["id"]],
+                    )  # fmt: skip
         elif timer.kind == "distribute":
-            done = await distribute_queues(conn, timer.tenant_id, [int(timer.subject)], now=now,
-                                           calendars=Calendars(conn, settings))  # fmt: skip
+            done, effects = await distribute_with_events(conn, timer.tenant_id, [int(timer.subject)], now=now,
+                                                         calendars=Calendars(conn, settings))  # fmt: skip
+            effects.timers = []  # this timer itself comes again instead
             if done.skipped:
                 again = now + RETRY_AFTER
-            effects.events += [ticket_event(t, was={"user_id": None, "queue_id": t.queue_id})
-                               for t in await fetch_tickets(conn, {a.ticket_id for a in done.assigned})]  # fmt: skip
         else:
             logger.warning("unknown timer kind %r (%s): dropped", timer.kind, timer.member)
         await effects.before_commit(redis, keys, timer.tenant_id)

@@ -15,11 +15,13 @@ from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.automation.menu import Bot, validate_bot
-from saas.params import Id
+from saas.connections.service import ConnectionNotFound
+from saas.links import replace_links
+from saas.params import Id, RowId, client_address
 from saas.runtime import Runtime
 from supervisor.drivers.webhooks import PROVIDERS
 from tenants.context import TenantSession
-from tenants.errors import InvalidInput, NotFound
+from tenants.errors import InvalidInput
 from tenants.secrets import MasterKeys, tenant_cipher
 
 __all__ = ["ConnectionController", "ConnectionOut", "ConnectionUpdate"]
@@ -55,15 +57,10 @@ class ConnectionUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")] | msgspec.UnsetType = msgspec.UNSET
     greeting: Annotated[str, msgspec.Meta(max_length=4096)] | msgspec.UnsetType = msgspec.UNSET
     bot: Bot | msgspec.UnsetType | None = msgspec.UNSET
-    queue_ids: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]],
+    queue_ids: Annotated[list[RowId],
                          msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET  # fmt: skip
     webhook_secret: Secret | msgspec.UnsetType | None = msgspec.UNSET
     webhook_verify_token: Secret | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class ConnectionNotFound(NotFound):
-    code = "connection_not_found"
-    title = "Connection not found"
 
 
 _bot = msgspec.json.Decoder(Bot)
@@ -99,12 +96,8 @@ async def update_connection(session: TenantSession, connection_id: int, data: Co
     conn = session.conn
     await get_connection(session, connection_id)
     if data.queue_ids is not msgspec.UNSET:
-        wanted = sorted(set(data.queue_ids))
-        if await conn.fetchval("SELECT count(*) FROM queues WHERE id = ANY($1::bigint[])", wanted) != len(wanted):
-            raise InvalidInput("queue_ids must be queues of this tenant", field="queue_ids")
-        await conn.execute("DELETE FROM queue_connections WHERE connection_id = $1", connection_id)
-        await conn.execute("INSERT INTO queue_connections (queue_id, connection_id) SELECT unnest($2::bigint[]), $1",
-                           connection_id, wanted)  # fmt: skip
+        await replace_links(conn, "queue_connections", ("connection_id", connection_id), ("queue_id", "queues"),
+                            data.queue_ids, field="queue_ids")  # fmt: skip
     if data.bot is not msgspec.UNSET and data.bot is not None:
         queues = [r["id"] for r in await conn.fetch("SELECT id FROM queues")]
         try:
@@ -159,5 +152,5 @@ class ConnectionController(Controller):
         masters = runtime.masters if runtime.settings.master_key else None
         async with principal_context(caller.claims) as (principal, session):
             return await update_connection(session, connection_id, data, actor_id=principal.user_id,
-                                           origin=request.client.host if request.client else None,
+                                           origin=client_address(request),
                                            masters=masters)  # fmt: skip

@@ -10,9 +10,15 @@ from datetime import datetime
 import msgspec
 
 from tenants.context import TenantSession
-from tenants.errors import Conflict, Forbidden, InvalidInput
+from tenants.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-__all__ = ["PROVIDERS", "ConnectionInfo", "create_connection", "get_connection"]
+__all__ = ["PROVIDERS", "ConnectionInfo", "ConnectionNotFound", "create_connection", "get_connection"]
+
+
+class ConnectionNotFound(NotFound):
+    code = "connection_not_found"
+    title = "Connection not found"
+
 
 PROVIDERS = ("simulator", "evolution", "waha", "cloud", "neonize")
 _NUMBER_RE = re.compile(r"\+[0-9]{8,15}\Z")

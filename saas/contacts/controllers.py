@@ -22,19 +22,12 @@ from saas.contacts.schemas import (
     ContactUpdate,
     MergeContacts,
 )
-from saas.params import Id
+from saas.effects import act
+from saas.params import Cursor, Id, Limit, OptionalId, client_address
 from saas.runtime import Runtime
-from saas.tickets.controllers import act
 from saas.tickets.schemas import MessagePage, TicketPage
 
 __all__ = ["ContactController"]
-
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200)]
-Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200)]
-
-
-def _origin(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
 
 
 class ContactController(Controller):
@@ -47,7 +40,7 @@ class ContactController(Controller):
         self,
         caller: NamedDependency[Caller],
         q: Annotated[str | None, QueryParameter(max_length=100)] = None,
-        tag_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+        tag_id: OptionalId = None,
         blocked: Annotated[bool | None, QueryParameter()] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -60,7 +53,9 @@ class ContactController(Controller):
     async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                      data: JSONBody[ContactIn]) -> ContactDetail:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
-            return await service.create_contact(session, data, actor_id=principal.user_id, origin=_origin(request))
+            return await service.create_contact(
+                session, data, actor_id=principal.user_id, origin=client_address(request)
+            )
 
     @get("/{contact_id:int}", summary="One contact", guards=[requires(Permission.CONTACTS_READ)])
     async def detail(self, caller: NamedDependency[Caller], contact_id: Id) -> ContactDetail:
@@ -84,14 +79,14 @@ class ContactController(Controller):
     async def merge(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                     runtime: NamedDependency[Runtime], contact_id: Id, data: JSONBody[MergeContacts]) -> ContactDetail:  # fmt: skip
         return await act(caller, runtime, lambda s, p: service.merge(s, contact_id, data.other_id, actor_id=p.user_id,
-                                                                     origin=_origin(request)))  # fmt: skip
+                                                                     origin=client_address(request)))  # fmt: skip
 
     @post("/{contact_id:int}/block", summary="Block: the contact's messages are dropped, nobody can write to them",
           status_code=200, guards=[requires(Permission.CONTACTS_MANAGE)])  # fmt: skip
     async def block(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                     runtime: NamedDependency[Runtime], contact_id: Id) -> ContactDetail:  # fmt: skip
         return await act(caller, runtime, lambda s, p: service.set_blocked(s, contact_id, True, actor_id=p.user_id,
-                                                                           origin=_origin(request)))  # fmt: skip
+                                                                           origin=client_address(request)))  # fmt: skip
 
     @post(
         "/{contact_id:int}/unblock", summary="Unblock", status_code=200, guards=[requires(Permission.CONTACTS_MANAGE)]
@@ -99,7 +94,7 @@ class ContactController(Controller):
     async def unblock(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                       runtime: NamedDependency[Runtime], contact_id: Id) -> ContactDetail:  # fmt: skip
         return await act(caller, runtime, lambda s, p: service.set_blocked(s, contact_id, False, actor_id=p.user_id,
-                                                                           origin=_origin(request)))  # fmt: skip
+                                                                           origin=client_address(request)))  # fmt: skip
 
     @get("/{contact_id:int}/tickets", summary="Every ticket of the contact, newest first",
          guards=[requires(Permission.TICKETS_READ)])  # fmt: skip

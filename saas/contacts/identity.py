@@ -111,7 +111,9 @@ async def resolve_contacts(
         if missing:
             await _create(conn, missing)
             matches.update(await _match(conn, missing))
-        for person in persons:
+        # In contact id order: two routers updating the same people (one person's LID chat and phone chat hash
+        # to different shards) then lock their rows in one order and never deadlock.
+        for person in sorted(persons, key=lambda p: matches[id(p)][0]["id"] if matches[id(p)] else 0):
             rows = matches[id(person)]
             if not rows:
                 continue  # lost a race again; next attempt

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+import msgspec
 
 from saas.tickets.lifecycle import log_event
 
@@ -68,14 +69,14 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
     keep = by_id[keep_id]
     merged = {"name": keep["name"], "phone": keep["phone"], "phone_key": keep["phone_key"], "lid": keep["lid"],
               "email": keep["email"], "push_name": keep["push_name"]}  # fmt: skip
-    fields = "{}"
+    fields: dict[str, object] = {}  # the dropped contacts' fields, the kept contact's own winning (in the UPDATE)
     # Blocked if any of them was: a block is a decision about the person (since the earliest one).
     blocks = [by_id[c]["blocked_at"] for c in (keep_id, *drops) if by_id[c]["blocked_at"] is not None]
     blocked_at = keep["blocked_at"] or (min(blocks) if blocks else None)
     for row in (by_id[d] for d in drops):
         for column in merged:
             merged[column] = merged[column] or row[column]
-        fields = await conn.fetchval("SELECT $1::jsonb || $2::jsonb", fields, row["custom_fields"])
+        fields.update(msgspec.json.decode(row["custom_fields"]))
     # The dropped rows go first: their keys are unique and move to the kept row.
     await conn.execute("DELETE FROM contacts WHERE id = ANY($1::bigint[])", drops)
     await conn.execute(
@@ -85,7 +86,7 @@ async def merge_contacts(conn: asyncpg.Connection, keep_id: int, drop_ids: Seque
         WHERE id = $1
         """,
         keep_id, merged["name"], merged["phone"], merged["phone_key"], merged["lid"], merged["email"],
-        merged["push_name"], fields, blocked_at,
+        merged["push_name"], msgspec.json.encode(fields).decode(), blocked_at,
     )  # fmt: skip
     return sorted(set(changed))
 

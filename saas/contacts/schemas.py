@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from saas.params import RowId
 from saas.tickets.schemas import TagOut
 
 __all__ = ["ContactDetail", "ContactIn", "ContactNoteIn", "ContactNoteOut", "ContactPage", "ContactTags",
@@ -15,9 +16,8 @@ __all__ = ["ContactDetail", "ContactIn", "ContactNoteIn", "ContactNoteOut", "Con
 FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,63}$")]
 FieldValue = Annotated[str, msgspec.Meta(max_length=1024)]
 CustomFields = Annotated[dict[FieldName, FieldValue], msgspec.Meta(max_length=50)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120, pattern=r"\S")]  # not only blanks
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$")]
-RowId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class ContactDetail(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,6 +20,7 @@ from saas.contacts.merge import merge_contacts
 from saas.contacts.phones import normalize_phone, phone_key
 from saas.contacts.schemas import ContactDetail, ContactIn, ContactNoteOut, ContactPage, ContactUpdate
 from saas.effects import Effects
+from saas.links import replace_links
 from saas.search import contact_clause
 from saas.tickets.lifecycle import (
     MESSAGE_COLUMNS,
@@ -39,6 +40,7 @@ from tenants.errors import Conflict, InvalidInput, NotFound
 __all__ = [
     "ContactNotFound",
     "add_note",
+    "can_see_history",
     "contact_history",
     "contact_tickets",
     "create_contact",
@@ -51,6 +53,11 @@ __all__ = [
     "set_tags",
     "update_contact",
 ]
+
+
+class NoteNotFound(NotFound):
+    code = "note_not_found"
+    title = "Note not found"
 
 
 class ContactNotFound(NotFound):
@@ -164,15 +171,8 @@ async def _changed(
 
 async def set_tags(session: TenantSession, contact_id: int, tag_ids: list[int]) -> tuple[ContactDetail, Effects]:
     await get_contact(session, contact_id)
-    wanted = sorted(set(tag_ids))
-    if await session.conn.fetchval("SELECT count(*) FROM tags WHERE id = ANY($1::bigint[])", wanted) != len(wanted):
-        raise InvalidInput("tag_ids must be tags of this tenant", field="tag_ids")
-    await session.conn.execute("DELETE FROM contact_tags WHERE contact_id = $1 AND NOT tag_id = ANY($2::bigint[])",
-                               contact_id, wanted)  # fmt: skip
-    await session.conn.execute(
-        "INSERT INTO contact_tags (contact_id, tag_id) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
-        contact_id, wanted,
-    )  # fmt: skip
+    await replace_links(session.conn, "contact_tags", ("contact_id", contact_id), ("tag_id", "tags"), tag_ids,
+                        field="tag_ids")  # fmt: skip
     return await _changed(session, contact_id, [])
 
 
@@ -208,7 +208,9 @@ async def merge(session: TenantSession, contact_id: int, other_id: int, *, actor
     return contact, effects
 
 
-async def _can_see_history(session: TenantSession, contact_id: int, viewer: Principal) -> None:
+async def can_see_history(session: TenantSession, contact_id: int, viewer: Principal) -> None:
+    """A contact's history is open to whoever can see one of its tickets (404 otherwise); within it, private
+    notes show only on the tickets the viewer can see (:func:`contact_history`)."""
     await get_contact(session, contact_id)
     scope, user = visibility(viewer)
     if scope == "all":
@@ -223,7 +225,7 @@ async def _can_see_history(session: TenantSession, contact_id: int, viewer: Prin
 async def contact_tickets(session: TenantSession, contact_id: int, viewer: Principal, *, limit: int,
                           cursor: str | None) -> TicketPage:  # fmt: skip
     """Every ticket of the contact, newest first."""
-    await _can_see_history(session, contact_id, viewer)
+    await can_see_history(session, contact_id, viewer)
     before = int_cursor(cursor)
     rows = await session.conn.fetch(
         f"SELECT {TICKET_COLUMNS} FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.contact_id = $1"
@@ -237,15 +239,16 @@ async def contact_tickets(session: TenantSession, contact_id: int, viewer: Princ
 async def contact_history(session: TenantSession, contact_id: int, viewer: Principal, *, limit: int,
                           cursor: str | None) -> MessagePage:  # fmt: skip
     """Every message with the contact across tickets: the latest page, oldest first (like one ticket's)."""
-    await _can_see_history(session, contact_id, viewer)
+    await can_see_history(session, contact_id, viewer)
     before = int_cursor(cursor)
+    scope, user = visibility(viewer)
     rows = await session.conn.fetch(
         f"""
-        SELECT {MESSAGE_COLUMNS} FROM messages m
-        WHERE m.ticket_id IN (SELECT id FROM tickets WHERE contact_id = $1) AND ($2::bigint IS NULL OR m.id < $2)
+        SELECT {MESSAGE_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id
+        WHERE t.contact_id = $1 AND ($2::bigint IS NULL OR m.id < $2) AND (NOT m.private OR {visible_sql(4, 5)})
         ORDER BY m.id DESC LIMIT $3
         """,
-        contact_id, before, limit + 1,
+        contact_id, before, limit + 1, scope, user,
     )  # fmt: skip
     page = rows[:limit]
     return MessagePage(items=[message_from_row(r) for r in reversed(page)],
@@ -278,7 +281,7 @@ async def delete_note(session: TenantSession, contact_id: int, note_id: int, vie
     row = await session.conn.fetchrow("SELECT user_id FROM contact_notes WHERE id = $1 AND contact_id = $2", note_id,
                                       contact_id)  # fmt: skip
     if row is None:
-        raise NotFound(f"note {note_id} does not exist", note_id=note_id)
+        raise NoteNotFound(f"note {note_id} does not exist", note_id=note_id)
     if row["user_id"] != viewer.user_id and viewer.role not in ("admin", "supervisor"):
         raise PermissionDenied("only the author, a supervisor or an admin deletes a note")
     await session.conn.execute("DELETE FROM contact_notes WHERE id = $1", note_id)

@@ -13,12 +13,12 @@ from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
 from saas.dashboard.service import Dashboard, dashboard
+from saas.params import OptionalId
 from supervisor.wire import utcnow
 from tenants.errors import InvalidInput
 
 __all__ = ["DashboardController"]
 
-OptionalId = Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)]
 ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 WHEN = "an ISO 8601 instant with its zone, e.g. 2026-12-01T00:00:00-03:00"
 

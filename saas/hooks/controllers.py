@@ -208,7 +208,7 @@ class WebhookController(Controller):
         ]
         if envelopes:
             await append_events(runtime.redis_client, runtime.keys, envelopes)  # 200 only after the append
-        return {"accepted": len(envelopes)}
+        return {"accepted": len(envelopes), "skipped": parsed.skipped}  # skipped: malformed items (logged)
 
     @get("/{provider:str}/{connection_key:str}", summary="The Cloud API's subscription handshake (echoes "
          "hub.challenge)", media_type="text/plain")  # fmt: skip

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 from saas.auth import ratelimit
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
+from saas.params import client_address
 from saas.platform.schemas import CreateTenant, OperatorLogin, OperatorToken, TenantOut, TenantPage
 from saas.platform.service import change_tenant_status, login, operator_context, provision_tenant, tenant_page
 from saas.runtime import Runtime
@@ -30,7 +31,7 @@ class PlatformController(Controller):
     ) -> OperatorToken:
         # "platform" is a reserved tenant slug, so this never shares a counter with a tenant account.
         account = f"platform:{data.email.strip().lower()}"
-        address = request.client.host if request.client else "unknown"
+        address = client_address(request) or "unknown"
         async with ratelimit.login_attempt(runtime.redis_client, runtime.keys.prefix, account=account, address=address):
             return await login(runtime.tokens, email=data.email, password=data.password)
 

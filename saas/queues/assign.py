@@ -25,9 +25,20 @@ from saas.tickets.lifecycle import Calendars, elapsed, fetch_tickets, lock_distr
 from saas.workspace.service import load_settings
 from tenants.context import TenantSession
 
-__all__ = ["Assigned", "Distribution", "distribute_now", "distribute_queues", "queues_of_user"]
+__all__ = [
+    "Assigned",
+    "Distribution",
+    "distribute_now",
+    "distribute_queues",
+    "distribute_with_events",
+    "queues_of_user",
+]
 
 RETRY_AFTER = timedelta(seconds=2)
+_AUTOMATIC = (
+    "SELECT id, strategy, last_assigned_user_id FROM queues WHERE id = ANY($1::bigint[]) AND strategy <> 'manual'"
+    " ORDER BY id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,10 @@ class Distribution:
     def retries(self, now: datetime) -> list[tuple[str, str, datetime]]:
         return [("distribute", str(queue_id), now + RETRY_AFTER) for queue_id in sorted(self.skipped)]
 
+    def was(self) -> dict[int, dict[str, object]]:
+        """Each assigned ticket as it was (unassigned in its queue), for the ``was`` of its ticket event."""
+        return {a.ticket_id: {"user_id": None, "queue_id": a.queue_id} for a in self.assigned}
+
 
 async def queues_of_user(conn: asyncpg.Connection, user_id: int) -> list[int]:
     rows = await conn.fetch("SELECT queue_id FROM queue_members WHERE user_id = $1 ORDER BY queue_id", user_id)
@@ -59,10 +74,19 @@ async def distribute_now(session: TenantSession, queue_ids: Collection[int], *, 
     grew); returns the events of the tickets assigned."""
     conn = session.conn
     calendars = Calendars(conn, await load_settings(conn))
-    done = await distribute_queues(conn, session.tenant.id, queue_ids, now=now, calendars=calendars)
-    tickets = await fetch_tickets(conn, {a.ticket_id for a in done.assigned})
-    return Effects(events=[ticket_event(t, was={"user_id": None, "queue_id": t.queue_id}) for t in tickets],
-                   timers=done.retries(now))  # fmt: skip
+    _done, effects = await distribute_with_events(conn, session.tenant.id, queue_ids, now=now, calendars=calendars)
+    return effects
+
+
+async def distribute_with_events(conn: asyncpg.Connection, tenant_id: int, queue_ids: Collection[int], *,
+                                 now: datetime, calendars: Calendars, touched: Collection[int] = (),
+                                 was: dict[int, dict[str, object]] | None = None) -> tuple[Distribution, Effects]:  # fmt: skip
+    """Distribute, then the effects: a ticket event for every ticket assigned and every one in ``touched`` (with
+    its state before from ``was``), and the retry timers of skipped queues."""
+    done = await distribute_queues(conn, tenant_id, queue_ids, now=now, calendars=calendars)
+    before = {**done.was(), **(was or {})}
+    tickets = await fetch_tickets(conn, {*touched, *before})
+    return done, Effects(events=[ticket_event(t, was=before.get(t.id)) for t in tickets], timers=done.retries(now))
 
 
 async def distribute_queues(conn: asyncpg.Connection, tenant_id: int, queue_ids: Collection[int], *,
@@ -71,15 +95,12 @@ async def distribute_queues(conn: asyncpg.Connection, tenant_id: int, queue_ids:
     result = Distribution()
     if not queue_ids:
         return result
-    queues = await conn.fetch(
-        "SELECT id, strategy, last_assigned_user_id FROM queues WHERE id = ANY($1::bigint[]) AND strategy <> 'manual'"
-        " ORDER BY id",
-        sorted(set(queue_ids)),
-    )
-    if not queues:
+    ids = sorted(set(queue_ids))
+    if not await conn.fetchval(f"SELECT EXISTS ({_AUTOMATIC})", ids):
         return result
     await lock_distribution(conn, tenant_id)
-    for queue in queues:
+    # Read under the lock: the round-robin cursor another distributor just moved is the one to continue from.
+    for queue in await conn.fetch(_AUTOMATIC, ids):
         result.assigned += await _distribute_one(conn, queue, now=now, calendars=calendars, result=result)
     return result
 

@@ -11,21 +11,16 @@ from litestar.params import JSONBody
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import Principal, principal_context
-from saas.effects import Effects
-from saas.params import Id
+from saas.effects import Effects, act
+from saas.params import Id, client_address
 from saas.queues.assign import distribute_now
 from saas.queues.schemas import QueueIn, QueueOut, QueuePage, QueueUpdate
 from saas.queues.service import create_queue, delete_queue, get_queue, list_queues, update_queue
 from saas.runtime import Runtime
-from saas.tickets.controllers import act
 from supervisor.wire import utcnow
 from tenants.context import TenantSession
 
 __all__ = ["QueueController"]
-
-
-def _origin(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
 
 
 class QueueController(Controller):
@@ -47,7 +42,7 @@ class QueueController(Controller):
     async def create(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                      data: JSONBody[QueueIn]) -> QueueOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
-            return await create_queue(session, data, actor_id=principal.user_id, origin=_origin(request))
+            return await create_queue(session, data, actor_id=principal.user_id, origin=client_address(request))
 
     @get("/{queue_id:int}", summary="One queue", guards=[requires(Permission.QUEUES_MANAGE)])
     async def detail(self, caller: NamedDependency[Caller], queue_id: Id) -> QueueOut:
@@ -59,7 +54,9 @@ class QueueController(Controller):
     async def update(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                      runtime: NamedDependency[Runtime], queue_id: Id, data: JSONBody[QueueUpdate]) -> QueueOut:  # fmt: skip
         async def change(session: TenantSession, principal: Principal) -> tuple[QueueOut, Effects]:
-            queue = await update_queue(session, queue_id, data, actor_id=principal.user_id, origin=_origin(request))
+            queue = await update_queue(
+                session, queue_id, data, actor_id=principal.user_id, origin=client_address(request)
+            )
             return queue, await distribute_now(session, [queue_id], now=utcnow())
 
         return await act(caller, runtime, change)
@@ -68,4 +65,4 @@ class QueueController(Controller):
             guards=[requires(Permission.QUEUES_MANAGE)])  # fmt: skip
     async def remove(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller], queue_id: Id) -> None:
         async with principal_context(caller.claims) as (principal, session):
-            await delete_queue(session, queue_id, actor_id=principal.user_id, origin=_origin(request))
+            await delete_queue(session, queue_id, actor_id=principal.user_id, origin=client_address(request))

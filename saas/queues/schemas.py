@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from saas.params import RowId
 from saas.queues.hours import HoursSpec
 
 __all__ = ["QueueIn", "QueueOut", "QueuePage", "QueueUpdate"]
@@ -14,8 +15,8 @@ __all__ = ["QueueIn", "QueueOut", "QueuePage", "QueueUpdate"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]  # stored stripped: not blank
 Color = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 Greeting = Annotated[str, msgspec.Meta(max_length=4096)]
-Members = Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]], msgspec.Meta(max_length=1000)]
-Connections = Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]], msgspec.Meta(max_length=100)]
+Members = Annotated[list[RowId], msgspec.Meta(max_length=1000)]
+Connections = Annotated[list[RowId], msgspec.Meta(max_length=100)]
 Strategy = Literal["manual", "round_robin", "least_busy"]
 Message = Annotated[str, msgspec.Meta(max_length=4096)]
 

@@ -8,11 +8,13 @@ import asyncpg
 import msgspec
 
 from saas.audit.service import record
+from saas.links import replace_links
 from saas.queues.hours import HoursSpec, decode_hours, hours_json, to_calendar
 from saas.queues.schemas import QueueIn, QueueOut, QueueUpdate
+from saas.tickets.lifecycle import lock_distribution
 from saas.workspace.service import load_settings
 from tenants.context import TenantSession
-from tenants.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tenants.errors import Conflict, Forbidden, NotFound
 
 __all__ = ["QueueNotFound", "create_queue", "delete_queue", "get_queue", "list_queues", "update_queue"]
 
@@ -60,25 +62,13 @@ async def get_queue(session: TenantSession, queue_id: int) -> QueueOut:
 
 
 async def _set_members(session: TenantSession, queue_id: int, member_ids: list[int]) -> None:
-    members = sorted(set(member_ids))
-    known = await session.conn.fetchval("SELECT count(*) FROM users WHERE id = ANY($1::bigint[])", members)
-    if known != len(members):
-        raise InvalidInput("member_ids must be users of this tenant", field="member_ids")
-    await session.conn.execute("DELETE FROM queue_members WHERE queue_id = $1", queue_id)
-    await session.conn.execute(
-        "INSERT INTO queue_members (queue_id, user_id) SELECT $1, unnest($2::bigint[])", queue_id, members
-    )
+    await replace_links(session.conn, "queue_members", ("queue_id", queue_id), ("user_id", "users"), member_ids,
+                        field="member_ids")  # fmt: skip
 
 
 async def _set_connections(session: TenantSession, queue_id: int, connection_ids: list[int]) -> None:
-    wanted = sorted(set(connection_ids))
-    known = await session.conn.fetchval("SELECT count(*) FROM connections WHERE id = ANY($1::bigint[])", wanted)
-    if known != len(wanted):
-        raise InvalidInput("connection_ids must be connections of this tenant", field="connection_ids")
-    await session.conn.execute("DELETE FROM queue_connections WHERE queue_id = $1", queue_id)
-    await session.conn.execute(
-        "INSERT INTO queue_connections (queue_id, connection_id) SELECT $1, unnest($2::bigint[])", queue_id, wanted
-    )
+    await replace_links(session.conn, "queue_connections", ("queue_id", queue_id), ("connection_id", "connections"),
+                        connection_ids, field="connection_ids")  # fmt: skip
 
 
 async def _check_hours(session: TenantSession, hours: HoursSpec | None) -> str | None:
@@ -113,6 +103,9 @@ async def create_queue(session: TenantSession, data: QueueIn, *, actor_id: int, 
 
 async def update_queue(session: TenantSession, queue_id: int, data: QueueUpdate, *, actor_id: int,
                        origin: str | None) -> QueueOut:  # fmt: skip
+    # Distribution writes the queue row (its round-robin cursor) under the distribution lock: take it first,
+    # the order every writer keeps (see lock_distribution), or this update and a distribution deadlock.
+    await lock_distribution(session.conn, session.tenant.id)
     await get_queue(session, queue_id)
     changes: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(data).items()
                                if v is not msgspec.UNSET and k not in ("member_ids", "connection_ids")}  # fmt: skip
@@ -140,8 +133,14 @@ async def update_queue(session: TenantSession, queue_id: int, data: QueueUpdate,
 
 
 async def delete_queue(session: TenantSession, queue_id: int, *, actor_id: int, origin: str | None) -> None:
-    """Delete a queue; its tickets go back to having no queue (visible to supervisors to route again)."""
-    deleted = await session.conn.fetchval("DELETE FROM queues WHERE id = $1 RETURNING id", queue_id)
+    """Delete a queue; its tickets go back to having no queue (visible to supervisors to route again).
+
+    In the lock order (see lock_distribution): the queue's tickets (the delete sets their queue to NULL), then
+    the distribution lock (distribution writes the queue row), then the queue row itself."""
+    conn = session.conn
+    await conn.execute("SELECT id FROM tickets WHERE queue_id = $1 ORDER BY id FOR UPDATE", queue_id)
+    await lock_distribution(conn, session.tenant.id)
+    deleted = await conn.fetchval("DELETE FROM queues WHERE id = $1 RETURNING id", queue_id)
     if deleted is None:
         raise QueueNotFound(f"queue {queue_id} does not exist", queue_id=queue_id)
     await record(session, actor_id=actor_id, action="queue.deleted", target=f"queue:{queue_id}", origin=origin)

@@ -19,6 +19,8 @@ import msgspec
 from saas.auth.guards import PermissionDenied
 from saas.auth.principal import Principal
 from saas.automation.templates import check_template, first_name, greeting_for, render
+from saas.params import RowId
+from saas.queues.service import QueueNotFound
 from saas.tickets.service import get_ticket
 from saas.workspace.service import load_settings
 from tenants.context import TenantSession
@@ -36,7 +38,7 @@ class QuickReplyIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     shortcut: Shortcut
     body: Body
     scope: Scope = "user"
-    queue_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
+    queue_id: RowId | None = None
 
 
 class QuickReplyUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -112,7 +114,7 @@ async def create_reply(session: TenantSession, data: QuickReplyIn, viewer: Princ
         raise InvalidInput("queue_id is required for scope 'queue' and only allowed there", field="queue_id")
     if data.queue_id is not None and not await session.conn.fetchval("SELECT 1 FROM queues WHERE id = $1",
                                                                      data.queue_id):  # fmt: skip
-        raise NotFound(f"queue {data.queue_id} does not exist", field="queue_id")
+        raise QueueNotFound(f"queue {data.queue_id} does not exist", field="queue_id")
     await _may_manage(session, viewer, data.scope, data.queue_id, None)
     try:
         row = await session.conn.fetchrow(

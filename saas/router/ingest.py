@@ -77,7 +77,7 @@ async def apply_batch(conn: asyncpg.Connection, envelopes: Sequence[Envelope], *
     if messages:
         await _store_messages(conn, messages, result, now or utcnow())
     if send_results:
-        await _apply_send_results(conn, envelopes, send_results, result)
+        await _apply_send_results(conn, send_results, result)
     if acks:
         await _apply_acks(conn, acks, result)
     if media_results:
@@ -186,6 +186,7 @@ async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundM
             inbound[row["ticket_id"]].append(kept[key])
         result.events.append(message_event(message_from_row(row)))
     ids = list(per_ticket)
+    woken: set[int] = set()  # snoozed tickets the customer woke up: distributed again
     if ids:
         updated = await conn.fetch(
             """
@@ -200,10 +201,10 @@ async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundM
                 snoozed_until = CASE WHEN u.unread > 0 THEN NULL ELSE t.snoozed_until END,
                 updated_at = now()
             FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[], $5::bool[], $6::timestamptz[])
-                 AS u(id, at, preview, unread, answered, waiting)
-            WHERE t.id = u.id
+                 AS u(id, at, preview, unread, answered, waiting), tickets o
+            WHERE t.id = u.id AND o.id = t.id
             RETURNING t.id, t.status, t.unread_count, t.last_message_at, t.last_message_preview, t.waiting_since,
-                      t.snoozed_until
+                      t.snoozed_until, o.snoozed_until IS NOT NULL AND t.snoozed_until IS NULL AS woken
             """,
             ids,
             [per_ticket[i].at for i in ids],
@@ -212,6 +213,7 @@ async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundM
             [per_ticket[i].answered for i in ids],
             [per_ticket[i].waiting for i in ids],
         )
+        woken = {row["id"] for row in updated if row["woken"]}
         for row in updated:
             if row["id"] in automation.changed:
                 continue  # a full ticket.updated follows
@@ -222,7 +224,7 @@ async def _store_messages(conn: asyncpg.Connection, messages: dict[Key, InboundM
                 "snoozed_until": row["snoozed_until"].isoformat() if row["snoozed_until"] else None}))  # fmt: skip
 
     # 5. automation: menu, queues, hours, distribution — and its messages, stored after the customer's
-    await automation.route(dict(inbound))
+    await automation.route(dict(inbound), woken=woken)
     events, outbox = await automation.finish()
     result.events += events
     result.outbox += outbox
@@ -310,9 +312,7 @@ def _status_event(row: asyncpg.Record) -> RealtimeEvent:
         "error_title": row["error_title"]})  # fmt: skip
 
 
-async def _apply_send_results(
-    conn: asyncpg.Connection, envelopes: Sequence[Envelope], results: list[MessageStatus], batch: BatchResult
-) -> None:
+async def _apply_send_results(conn: asyncpg.Connection, results: list[MessageStatus], batch: BatchResult) -> None:
     """A session host reports the outcome of a send: it names our message id and the provider's id."""
     best: dict[int, MessageStatus] = {}
     for status in results:

@@ -182,7 +182,10 @@ class RouterWorker:
             self.metrics.inc("atende_router_events_total", ("blocked",), result.blocked)
         if result.ignored:
             self.metrics.inc("atende_router_events_total", ("ignored",), result.ignored)
-        await effects.after_commit(self.redis, self.keys, tenant_id)
+        try:
+            await effects.after_commit(self.redis, self.keys, tenant_id)
+        except Exception:  # committed: replaying the batch would redo nothing; the relay loop sends the outbox
+            logger.exception("after-commit effects of a batch of tenant %s failed", tenant_id)
 
     async def _dead_letter(self, consumer: StreamConsumer, entry: Entry, error: str) -> None:
         self.metrics.inc("atende_router_events_total", ("dead_letter",))

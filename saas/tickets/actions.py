@@ -18,11 +18,13 @@ import asyncpg
 import msgspec
 
 from saas.auth.principal import Principal
+from saas.connections.service import ConnectionNotFound
 from saas.effects import Effects
+from saas.links import replace_links
 from saas.queues.assign import distribute_queues, queues_of_user
+from saas.queues.service import QueueNotFound
 from saas.tickets.lifecycle import (
     MESSAGE_COLUMNS,
-    ActiveTicketExists,
     Calendars,
     elapsed,
     fetch_tickets,
@@ -37,10 +39,12 @@ from saas.tickets.lifecycle import (
 from saas.tickets.rules import priority_rank
 from saas.tickets.schemas import CloseTicket, MessageOut, ReopenTicket, TicketOut, TicketUpdate, TransferTicket
 from saas.tickets.service import TicketNotFound, visibility, visible_sql
+from saas.users.service import UserNotFound
+from saas.workspace.schemas import WorkspaceSettings
 from saas.workspace.service import load_settings
 from supervisor.wire import utcnow
 from tenants.context import TenantSession
-from tenants.errors import Conflict, InvalidInput, NotFound
+from tenants.errors import Conflict, InvalidInput
 
 __all__ = [
     "ContactBlocked",
@@ -105,7 +109,7 @@ async def _user(session: TenantSession, user_id: int) -> asyncpg.Record:
         "SELECT id, name, active, password_hash IS NOT NULL AS accepted FROM users WHERE id = $1", user_id
     )
     if row is None:
-        raise NotFound(f"user {user_id} does not exist", field="user_id")
+        raise UserNotFound(f"user {user_id} does not exist", field="user_id")
     if not row["active"] or not row["accepted"]:
         raise UserUnavailable(f"user {user_id} is disabled or has not accepted the invitation", field="user_id")
     return row
@@ -119,13 +123,26 @@ class _Change:
         self.now = now
         self.effects = Effects()
         self.tickets: dict[int, dict[str, Any] | None] = {}
-        self.calendars: Calendars | None = None
+        self._settings: WorkspaceSettings | None = None
+        self._calendars: Calendars | None = None
         self._distribute: set[int] = set()
 
+    async def settings(self) -> WorkspaceSettings:
+        """The tenant's settings, read once per action."""
+        if self._settings is None:
+            self._settings = await load_settings(self.session.conn)
+        return self._settings
+
     async def calendars_(self) -> Calendars:
-        if self.calendars is None:
-            self.calendars = Calendars(self.session.conn, await load_settings(self.session.conn))
-        return self.calendars
+        if self._calendars is None:
+            self._calendars = Calendars(self.session.conn, await self.settings())
+        return self._calendars
+
+    async def since_start(self, row: asyncpg.Record) -> tuple[float, float | None]:
+        """Time since the ticket's (re)opening, on the wall clock and in its queue's business hours: the base of
+        the waiting, first response and resolution metrics."""
+        calendar = await (await self.calendars_()).for_queue(row["queue_id"])
+        return elapsed(row["reopened_at"] or row["created_at"], self.now, calendar)
 
     def touch(self, ticket_id: int, was: dict[str, Any] | None = None) -> None:
         if was is not None or ticket_id not in self.tickets:
@@ -144,8 +161,8 @@ class _Change:
             done = await distribute_queues(self.session.conn, self.session.tenant.id, self._distribute, now=self.now,
                                            calendars=await self.calendars_())  # fmt: skip
             self.effects.timers += done.retries(self.now)
-            for a in done.assigned:
-                self.touch(a.ticket_id, self.tickets.get(a.ticket_id) or {"user_id": None, "queue_id": a.queue_id})
+            for ticket_id, before in done.was().items():
+                self.touch(ticket_id, self.tickets.get(ticket_id) or before)
         self.touch(ticket_id)
         result = None
         for ticket in await fetch_tickets(self.session.conn, self.tickets):
@@ -160,8 +177,7 @@ async def _metric_accept(change: _Change, row: asyncpg.Record) -> tuple[float | 
     """Waiting time, recorded the first time an agent takes the ticket."""
     if row["wait_s"] is not None:
         return None, None
-    calendar = await (await change.calendars_()).for_queue(row["queue_id"])
-    return elapsed(row["reopened_at"] or row["created_at"], change.now, calendar)
+    return await change.since_start(row)
 
 
 async def _take(change: _Change, row: asyncpg.Record, user_id: int, *, actor_id: int, action: str) -> None:
@@ -193,7 +209,8 @@ async def accept(session: TenantSession, ticket_id: int, viewer: Principal) -> t
 
 
 async def assign(session: TenantSession, ticket_id: int, user_id: int, viewer: Principal) -> tuple[TicketOut, Effects]:
-    """Give the ticket to ``user_id`` (an active user)."""
+    """Give the ticket to ``user_id`` (any active user who accepted the invitation): a deliberate handover, so
+    the assignee need not be in the ticket's queue — the ticket is theirs and they see it as assigned to them."""
     change = _Change(session, utcnow())
     row = await _lock(session, ticket_id, viewer)
     if row["status"] == "closed":
@@ -218,7 +235,7 @@ async def transfer(session: TenantSession, ticket_id: int, data: TransferTicket,
     queue_id = row["queue_id"] if data.queue_id is msgspec.UNSET else data.queue_id
     if (queue_id is not None and queue_id != row["queue_id"]
             and not await conn.fetchval("SELECT 1 FROM queues WHERE id = $1", queue_id)):  # fmt: skip
-        raise NotFound(f"queue {queue_id} does not exist", field="queue_id")
+        raise QueueNotFound(f"queue {queue_id} does not exist", field="queue_id")
     user_id: int | None
     if data.user_id is not msgspec.UNSET:
         user_id = data.user_id
@@ -229,15 +246,10 @@ async def transfer(session: TenantSession, ticket_id: int, data: TransferTicket,
     if user_id is not None and user_id != row["user_id"]:
         await _user(session, user_id)
     connection_id = row["connection_id"] if data.connection_id is msgspec.UNSET else data.connection_id
-    if connection_id != row["connection_id"]:
-        if not await conn.fetchval("SELECT 1 FROM connections WHERE id = $1", connection_id):
-            raise NotFound(f"connection {connection_id} does not exist", field="connection_id")
-        if await conn.fetchval(
-            "SELECT 1 FROM tickets WHERE contact_id = $1 AND connection_id = $2 AND status <> 'closed'",
-            row["contact_id"], connection_id,
-        ):  # fmt: skip
-            raise ActiveTicketExists(f"the contact already has an active ticket on connection {connection_id}",
-                                     field="connection_id")  # fmt: skip
+    if connection_id != row["connection_id"] and not await conn.fetchval(
+        "SELECT 1 FROM connections WHERE id = $1", connection_id
+    ):
+        raise ConnectionNotFound(f"connection {connection_id} does not exist", field="connection_id")
     wait, wait_bh = (await _metric_accept(change, row)) if user_id is not None else (None, None)
     async with one_active_ticket(f"the contact already has an active ticket on connection {connection_id}",
                                  field="connection_id"):  # fmt: skip
@@ -276,10 +288,10 @@ async def close(
     row = await _lock(session, ticket_id, viewer)
     if row["status"] == "closed":
         raise TicketClosed(f"ticket {ticket_id} is already closed", ticket_id=ticket_id)
-    settings = await load_settings(conn)
+    settings = await change.settings()
     # A group gets no survey, and the tenant's farewell only when staff write one for it in the close itself.
     farewell = ("" if row["is_group"] else settings.farewell_message) if data.farewell is None else data.farewell
-    survey = settings.csat_enabled if data.survey is None else data.survey
+    survey = (settings.csat_enabled if data.survey is None else data.survey) and not row["is_group"]
     if row["blocked"]:
         farewell, survey = "", False
     if farewell:
@@ -287,7 +299,7 @@ async def close(
                                         user_id=viewer.user_id, bot=True)  # fmt: skip
         change.effects.events.append(message_event(message))
         change.effects.outbox.append(message.id)
-    if survey and not row["is_group"]:
+    if survey:
         await conn.execute(
             "UPDATE csat_surveys SET state = 'expired' WHERE contact_id = $1 AND connection_id = $2 AND state = 'asked'",
             row["contact_id"], row["connection_id"],
@@ -302,19 +314,18 @@ async def close(
                                        text=settings.csat_prompt, bot=True)  # fmt: skip
         change.effects.events.append(message_event(prompt))
         change.effects.outbox.append(prompt.id)
-    calendar = await (await change.calendars_()).for_queue(row["queue_id"])
-    resolution, resolution_bh = elapsed(row["reopened_at"] or row["created_at"], change.now, calendar)
-    last_text = settings.csat_prompt if survey and not row["is_group"] else farewell
+    resolution, resolution_bh = await change.since_start(row)
+    last_text = settings.csat_prompt if survey else farewell
     await conn.execute(
         """
         UPDATE tickets SET status = 'closed', closed_at = $2, closed_by = $3, waiting_since = NULL,
                snoozed_until = NULL, bot_state = NULL, unread_count = 0, resolution_s = $4, resolution_bh_s = $5,
                last_message_at = CASE WHEN $6::text <> '' THEN $2 ELSE last_message_at END,
-               last_message_preview = CASE WHEN $6::text <> '' THEN left($6, 120) ELSE last_message_preview END,
+               last_message_preview = CASE WHEN $6::text <> '' THEN $6 ELSE last_message_preview END,
                updated_at = now()
         WHERE id = $1
         """,
-        ticket_id, change.now, viewer.user_id, resolution, resolution_bh, last_text or "",
+        ticket_id, change.now, viewer.user_id, resolution, resolution_bh, preview_of(last_text, "text") if last_text else "",
     )  # fmt: skip
     await log_event(conn, ticket_id, "closed", actor_id=viewer.user_id,
                     details={"farewell": bool(farewell), "survey": bool(survey)})  # fmt: skip
@@ -331,11 +342,6 @@ async def reopen(
     row = await _lock(session, ticket_id, viewer)
     if row["status"] != "closed":
         raise TicketNotClosed(f"ticket {ticket_id} is not closed", ticket_id=ticket_id)
-    if await conn.fetchval(
-        "SELECT 1 FROM tickets WHERE contact_id = $1 AND connection_id = $2 AND status <> 'closed'",
-        row["contact_id"], row["connection_id"],
-    ):  # fmt: skip
-        raise ActiveTicketExists("the contact already has an active ticket on this connection; continue there")
     user_id = viewer.user_id if data.assign_to_me else None
     async with one_active_ticket("the contact already has an active ticket on this connection; continue there"):
         await conn.execute(
@@ -393,15 +399,8 @@ async def set_tags(
     change = _Change(session, utcnow())
     conn = session.conn
     await _lock(session, ticket_id, viewer)
-    wanted = sorted(set(tag_ids))
-    if await conn.fetchval("SELECT count(*) FROM tags WHERE id = ANY($1::bigint[])", wanted) != len(wanted):
-        raise InvalidInput("tag_ids must be tags of this tenant", field="tag_ids")
-    await conn.execute("DELETE FROM ticket_tags WHERE ticket_id = $1 AND NOT tag_id = ANY($2::bigint[])", ticket_id,
-                       wanted)  # fmt: skip
-    await conn.execute(
-        "INSERT INTO ticket_tags (ticket_id, tag_id) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
-        ticket_id, wanted,
-    )  # fmt: skip
+    wanted = await replace_links(conn, "ticket_tags", ("ticket_id", ticket_id), ("tag_id", "tags"), tag_ids,
+                                 field="tag_ids")  # fmt: skip
     await log_event(conn, ticket_id, "tagged", actor_id=viewer.user_id, details={"tag_ids": wanted})
     change.touch(ticket_id)
     return await change.finish(ticket_id), change.effects
@@ -471,9 +470,7 @@ async def reply(
         raise ContactBlocked("the contact is blocked; unblock it to reply")
     message = await insert_outgoing(session.conn, ticket_id=ticket_id, connection_id=row["connection_id"], text=text,
                                     user_id=viewer.user_id, client_id=client_id, kind=kind, media=media)  # fmt: skip
-    calendar = await (await change.calendars_()).for_queue(row["queue_id"])
-    first = elapsed(row["reopened_at"] or row["created_at"], change.now, calendar) \
-        if row["first_response_at"] is None else (None, None)  # fmt: skip
+    first = await change.since_start(row) if row["first_response_at"] is None else (None, None)
     wait, wait_bh = await _metric_accept(change, row) if row["user_id"] is None else (None, None)
     await session.conn.execute(
         """

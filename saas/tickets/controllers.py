@@ -3,7 +3,6 @@ media, and the ticket actions (accept, assign, transfer, close, reopen, priority
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from litestar import Controller, get, patch, post, put
@@ -12,9 +11,9 @@ from litestar.params import JSONBody, QueryParameter
 
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
-from saas.auth.principal import Principal, principal_context
-from saas.effects import Effects
-from saas.params import Id
+from saas.auth.principal import principal_context
+from saas.effects import act
+from saas.params import Cursor, Id, Limit, OptionalId
 from saas.runtime import Runtime
 from saas.tickets import actions
 from saas.tickets.schemas import (
@@ -23,35 +22,23 @@ from saas.tickets.schemas import (
     MessageOut,
     MessagePage,
     NoteIn,
+    Priority,
     ReopenTicket,
     SearchPage,
     SendMessage,
     TicketEventOut,
     TicketOut,
     TicketPage,
+    TicketStatus,
     TicketTags,
     TicketUpdate,
     TransferTicket,
 )
 from saas.tickets.service import TicketFilter, get_ticket, list_events, list_messages, list_tickets, search_messages
-from tenants.context import TenantSession
 
 __all__ = ["SearchController", "TicketController", "act"]
 
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200)]
-Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200)]
-OptionalId = Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)]
 T = TypeVar("T")
-
-
-async def act(caller: Caller, runtime: Runtime,
-              change: Callable[[TenantSession, Principal], Awaitable[tuple[T, Effects]]]) -> T:  # fmt: skip
-    """Run a change in the caller's transaction with its effects around the commit (see ``saas.effects``)."""
-    async with principal_context(caller.claims) as (principal, session):
-        result, effects = await change(session, principal)
-        await effects.before_commit(runtime.redis_client, runtime.keys, caller.claims.tid)
-    await effects.after_commit(runtime.redis_client, runtime.keys, caller.claims.tid)
-    return result
 
 
 class TicketController(Controller):
@@ -65,11 +52,11 @@ class TicketController(Controller):
         caller: NamedDependency[Caller],
         limit: Limit = 50,
         cursor: Cursor = None,
-        status: Annotated[str | None, QueryParameter(name="status", max_length=20)] = None,
+        status: Annotated[TicketStatus | None, QueryParameter(name="status")] = None,
         queue_id: OptionalId = None,
         user_id: OptionalId = None,
         tag_id: OptionalId = None,
-        priority: Annotated[str | None, QueryParameter(max_length=20)] = None,
+        priority: Annotated[Priority | None, QueryParameter()] = None,
         snoozed: Annotated[bool, QueryParameter(description="only snoozed tickets")] = False,
         unassigned: Annotated[bool, QueryParameter(description="only tickets nobody took")] = False,
         mine: Annotated[bool, QueryParameter(description="only the caller's tickets")] = False,

@@ -9,7 +9,6 @@ as ``application/octet-stream``), with ``nosniff`` and a sandboxing CSP, so a fi
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -24,12 +23,13 @@ from litestar.params import Body
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
+from saas.contacts.service import can_see_history
+from saas.effects import act
 from saas.params import Id
 from saas.runtime import Runtime
 from saas.tickets import actions
-from saas.tickets.controllers import act
 from saas.tickets.schemas import MessageOut
-from saas.tickets.service import get_ticket
+from saas.tickets.service import TicketNotFound, get_ticket, visible_tickets
 from supervisor.media import (
     ALLOWED_MIME,
     MEDIA_KINDS,
@@ -37,15 +37,23 @@ from supervisor.media import (
     MediaRejected,
     check_media,
     kind_for_mime,
-    media_key,
+    store_content,
 )
-from supervisor.wire import utcnow
 from tenants.errors import AtendeError, InvalidInput, NotFound
 
-__all__ = ["MediaController", "MediaUpload"]
+__all__ = ["MediaController", "MediaUpload", "clean_filename"]
 
 UPLOAD_LIMIT = 100 * 1024 * 1024 + 256 * 1024  # the largest file (documents) plus the form around it
 _INLINE = frozenset(m for kind in ("image", "video", "audio", "voice", "sticker") for m in ALLOWED_MIME[kind])
+
+
+def clean_filename(name: object) -> str | None:
+    """A file name fit for storage and a ``Content-Disposition`` header: printable characters only (no CR/LF or
+    other controls, which WhatsApp passes through), no path separators, at most 200 characters."""
+    if not isinstance(name, str):
+        return None
+    cleaned = "".join(ch for ch in name if ch.isprintable()).replace("/", "_").replace("\\", "_")[:200]
+    return cleaned or None
 
 
 class MediaInvalid(AtendeError):
@@ -106,13 +114,9 @@ class MediaController(Controller):
             raise MediaInvalid(exc) from exc
         async with principal_context(caller.claims) as (principal, session):  # nothing stored for a ticket
             await get_ticket(session, ticket_id, principal)  # the caller cannot see (the reply checks again)
-        digest = hashlib.sha256(content).hexdigest()
-        key = media_key(caller.claims.tid, digest, mime, now=utcnow())
-        await runtime.media.put(key, content, mime)  # content-addressed: an upload whose send fails costs nothing
-        filename = (
-            "".join(ch for ch in (upload.filename or "") if ch.isprintable()).replace("/", "_").replace("\\", "_")[:200]
-            or None
-        )
+        # Content-addressed: an upload whose send fails costs nothing.
+        key, digest = await store_content(runtime.media, caller.claims.tid, content, mime)
+        filename = clean_filename(upload.filename)
         media = {"mime": mime, "size": len(content), "filename": filename, "sha256": digest, "key": key,
                  "state": "stored"}  # fmt: skip
         return await act(caller, runtime, lambda s, p: actions.reply(s, ticket_id, p, text=data.caption or None,
@@ -123,11 +127,20 @@ class MediaController(Controller):
     async def download(self, caller: NamedDependency[Caller], runtime: NamedDependency[Runtime], ticket_id: Id,
                        message_id: Id) -> Response[bytes]:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
-            await get_ticket(session, ticket_id, principal)
-            raw = await session.conn.fetchval(
-                "SELECT media::text FROM messages WHERE id = $1 AND ticket_id = $2", message_id, ticket_id
-            )
-        media = msgspec.json.decode(raw) if raw else None
+            row = await session.conn.fetchrow(
+                "SELECT m.media::text AS media, m.private, t.contact_id FROM messages m JOIN tickets t"
+                " ON t.id = m.ticket_id WHERE m.id = $1 AND m.ticket_id = $2",
+                message_id, ticket_id,
+            )  # fmt: skip
+            if row is None:
+                await get_ticket(session, ticket_id, principal)  # 404 for the ticket if it is not to be seen
+                raise MediaNotStored(f"message {message_id} has no stored media", message_id=message_id)
+            if not await visible_tickets(session, [ticket_id], principal):
+                # A contact's history shows the customer's messages (not notes) of tickets one cannot open.
+                if row["private"]:
+                    raise TicketNotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
+                await can_see_history(session, row["contact_id"], principal)
+        media = msgspec.json.decode(row["media"]) if row["media"] else None
         if not media or media.get("state") != "stored" or not media.get("key"):
             raise MediaNotStored(f"message {message_id} has no stored media", message_id=message_id)
         try:
@@ -136,7 +149,7 @@ class MediaController(Controller):
             raise MediaNotStored(f"the media of message {message_id} is gone", message_id=message_id) from exc
         mime = str(media.get("mime") or "application/octet-stream").lower()
         inline = mime in _INLINE
-        filename = str(media.get("filename") or f"media-{message_id}").replace('"', "")
+        filename = (clean_filename(media.get("filename")) or f"media-{message_id}").replace('"', "")
         disposition = "inline" if inline else f'attachment; filename="{filename.encode("ascii", "replace").decode()}"'
         return Response(content, media_type=mime if inline else "application/octet-stream", headers={
             "Content-Disposition": disposition, "Content-Security-Policy": "default-src 'none'; sandbox",

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from saas.params import RowId
+
 __all__ = [
     "AssignTicket",
     "CloseTicket",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 Priority = Literal["low", "normal", "high", "urgent"]
-RowId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+TicketStatus = Literal["pending", "open", "closed"]
 
 
 class ContactOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,14 +144,14 @@ class TransferTicket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     queue_id: RowId | msgspec.UnsetType | None = msgspec.UNSET
     user_id: RowId | msgspec.UnsetType | None = msgspec.UNSET
     connection_id: RowId | msgspec.UnsetType = msgspec.UNSET
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
+    note: Text | None = None
 
 
 class CloseTicket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``farewell``: the text sent on closing (default: the tenant's farewell message, none to a group; ``""``
     sends none). ``survey``: ask for a 1-5 rating (default: the tenant's CSAT setting; never a group)."""
 
-    farewell: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    farewell: Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^$|\S")] | None = None  # "" or a text
     survey: bool | None = None
 
 

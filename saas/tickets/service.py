@@ -261,8 +261,8 @@ async def list_events(session: TenantSession, ticket_id: int, viewer: Principal 
     return [TicketEventOut(**{**dict(r), "details": msgspec.json.decode(r["details"])}) for r in rows]
 
 
-async def visible_tickets(session: TenantSession, ticket_ids: list[int], viewer: Principal) -> set[int]:
-    """Which of ``ticket_ids`` the viewer may see (for filtering realtime events)."""
+async def visible_tickets(session: TenantSession, ticket_ids: list[int], viewer: Principal | None) -> set[int]:
+    """Which of ``ticket_ids`` the viewer may see (realtime events, search hits, media in a contact's history)."""
     query = _Query(ticket_ids)
     query.visible(viewer)
     rows = await session.conn.fetch(
@@ -371,7 +371,7 @@ async def _walk(session: TenantSession, words: str, before: int | None, limit: i
         """,
         *query.params,
     )
-    await session.conn.execute("SET LOCAL enable_bitmapscan = on")
+    await session.conn.execute("SET LOCAL enable_bitmapscan TO DEFAULT")
     return rows
 
 
@@ -385,15 +385,12 @@ async def _collect(session: TenantSession, words: str, before: int | None, limit
         " AND ($2::bigint IS NULL OR m.id < $2) LIMIT $3",
         words, before, _MAX_COLLECTED + 1,
     )  # fmt: skip
-    await conn.execute("SET LOCAL enable_seqscan = on")
+    await conn.execute("SET LOCAL enable_seqscan TO DEFAULT")
     if len(hits) > _MAX_COLLECTED:
         return None
     if not hits:
         return []
-    query = _Query(sorted({h["ticket_id"] for h in hits}))
-    query.visible(viewer)
-    seen = {r["id"] for r in await conn.fetch(f"SELECT t.id FROM tickets t WHERE t.id = ANY($1::bigint[]) AND {query.sql()}",
-                                              *query.params)}  # fmt: skip
+    seen = await visible_tickets(session, sorted({h["ticket_id"] for h in hits}), viewer)
     newest = sorted((h["id"] for h in hits if h["ticket_id"] in seen), reverse=True)[: limit + 1]
     return list(await conn.fetch(
         f"SELECT {_HIT_COLUMNS} FROM messages m JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id"

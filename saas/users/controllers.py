@@ -3,23 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody
 
 from saas.audit.service import AuditPage, list_entries
 from saas.auth import ratelimit
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import Principal, principal_context
-from saas.effects import Effects
-from saas.params import Id
+from saas.effects import Effects, act
+from saas.params import Cursor, Id, Limit, client_address
 from saas.queues.assign import distribute_now, queues_of_user
 from saas.runtime import Runtime
-from saas.tickets.controllers import act
 from saas.tickets.lifecycle import lock_distribution
 from saas.users.schemas import (
     AcceptInvite,
@@ -49,13 +48,6 @@ from tenants.context import TenantSession, tenant_context
 
 __all__ = ["AccountController", "AuditController", "ProfileController", "UsersController"]
 
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200)]
-Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200)]
-
-
-def _origin(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
-
 
 def _value(value: Any) -> Any:
     return None if value is msgspec.UNSET else value
@@ -81,7 +73,7 @@ class UsersController(Controller):
                      data: JSONBody[Invite]) -> InviteResult:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             user, token, expires = await do_invite(session, actor_id=principal.user_id, email=data.email,
-                                                   name=data.name, role=data.role, origin=_origin(request))  # fmt: skip
+                                                   name=data.name, role=data.role, origin=client_address(request))  # fmt: skip
         return InviteResult(user=user, invite_token=token, expires_at=expires)
 
     @patch("/{user_id:int}", summary="Change a user's role, name or capacity (a role change ends their sessions)",
@@ -93,7 +85,7 @@ class UsersController(Controller):
                 await lock_distribution(session.conn, session.tenant.id)
             user = await do_update(session, actor_id=principal.user_id, user_id=user_id, role=_value(data.role),
                                    name=_value(data.name), capacity=_value(data.capacity),
-                                   origin=_origin(request))  # fmt: skip
+                                   origin=client_address(request))  # fmt: skip
             if data.capacity is msgspec.UNSET:
                 return user, Effects()
             return user, await distribute_now(session, await queues_of_user(session.conn, user_id), now=utcnow())
@@ -106,14 +98,14 @@ class UsersController(Controller):
                       user_id: Id) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_set_active(session, actor_id=principal.user_id, user_id=user_id, active=False,
-                                       origin=_origin(request))  # fmt: skip
+                                       origin=client_address(request))  # fmt: skip
 
     @post("/{user_id:int}/enable", summary="Enable a user", status_code=200, guards=[requires(Permission.USERS_MANAGE)])
     async def enable(self, request: Request[Any, Any, Any], caller: NamedDependency[Caller],
                      user_id: Id) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_set_active(session, actor_id=principal.user_id, user_id=user_id, active=True,
-                                       origin=_origin(request))  # fmt: skip
+                                       origin=client_address(request))  # fmt: skip
 
     @post("/{user_id:int}/password-reset", summary="Issue a one-time password reset token (shown once)",
           status_code=201, guards=[requires(Permission.USERS_MANAGE)])  # fmt: skip
@@ -121,7 +113,7 @@ class UsersController(Controller):
                              user_id: Id) -> ResetToken:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             token, expires = await issue_reset_token(session, actor_id=principal.user_id, user_id=user_id,
-                                                     origin=_origin(request))  # fmt: skip
+                                                     origin=client_address(request))  # fmt: skip
         return ResetToken(reset_token=token, expires_at=expires)
 
 
@@ -139,7 +131,7 @@ class ProfileController(Controller):
                    data: JSONBody[ProfileUpdate]) -> UserOut:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await do_update(session, actor_id=principal.user_id, user_id=principal.user_id, role=None,
-                                   name=_value(data.name), origin=_origin(request))  # fmt: skip
+                                   name=_value(data.name), origin=client_address(request))  # fmt: skip
 
     @post("/password", summary="Change the caller's password (ends every session)", status_code=204,
           guards=[requires(Permission.PROFILE_MANAGE)])  # fmt: skip
@@ -147,7 +139,7 @@ class ProfileController(Controller):
                               data: JSONBody[ChangePassword]) -> None:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             await do_change_password(session, user_id=principal.user_id, current=data.current_password,
-                                     new=data.new_password, origin=_origin(request))  # fmt: skip
+                                     new=data.new_password, origin=client_address(request))  # fmt: skip
 
 
 class AuditController(Controller):
@@ -170,17 +162,17 @@ class AccountController(Controller):
     async def accept_invite(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime],
                             data: JSONBody[AcceptInvite]) -> None:  # fmt: skip
         await ratelimit.hit(
-            runtime.redis_client, runtime.keys.prefix, ratelimit.LOGIN_IP, _origin(request) or "unknown"
+            runtime.redis_client, runtime.keys.prefix, ratelimit.LOGIN_IP, client_address(request) or "unknown"
         )
         async with tenant_context(data.tenant) as session:
             await do_accept_invite(session, token=data.token, password=data.password, name=data.name,
-                                   origin=_origin(request))  # fmt: skip
+                                   origin=client_address(request))  # fmt: skip
 
     @post("/reset-password", summary="Set a new password with a reset token (ends every session)", status_code=204)
     async def reset_password(self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime],
                              data: JSONBody[ResetPassword]) -> None:  # fmt: skip
         await ratelimit.hit(
-            runtime.redis_client, runtime.keys.prefix, ratelimit.LOGIN_IP, _origin(request) or "unknown"
+            runtime.redis_client, runtime.keys.prefix, ratelimit.LOGIN_IP, client_address(request) or "unknown"
         )
         async with tenant_context(data.tenant) as session:
-            await do_reset_password(session, token=data.token, password=data.password, origin=_origin(request))
+            await do_reset_password(session, token=data.token, password=data.password, origin=client_address(request))

@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 from saas.auth.guards import Caller, requires
 from saas.auth.permissions import Permission
 from saas.auth.principal import principal_context
+from saas.params import client_address
 from saas.workspace.schemas import WorkspaceSettings, WorkspaceUpdate
 from saas.workspace.service import load_settings, update_settings
 
@@ -31,4 +32,4 @@ class WorkspaceController(Controller):
                      data: JSONBody[WorkspaceUpdate]) -> WorkspaceSettings:  # fmt: skip
         async with principal_context(caller.claims) as (principal, session):
             return await update_settings(session, data, actor_id=principal.user_id,
-                                         origin=request.client.host if request.client else None)  # fmt: skip
+                                         origin=client_address(request))  # fmt: skip

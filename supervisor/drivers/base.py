@@ -19,7 +19,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
-from supervisor.wire import DriverEvent, MediaRef, SessionState
+from supervisor.wire import DriverEvent, MediaRef, MessageKind, SessionState
 
 __all__ = ["Driver", "DriverConfig", "DriverError", "RateLimited", "SendFailed"]
 
@@ -79,8 +79,8 @@ class Driver(Protocol):
         """Send a text; returns the provider's message id. Raises RateLimited / SendFailed / DriverError."""
 
     async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str,
-                         data: bytes | None = None) -> str:  # fmt: skip
-        """Send a media item; returns the provider message id.
+                         data: bytes | None = None, kind: MessageKind | None = None) -> str:  # fmt: skip
+        """Send a media item as ``kind`` (default: what its MIME type suggests); returns the provider message id.
 
         With ``data``, the driver uploads the bytes to the provider first (``media`` gives the mime and file name);
         without, ``media.ref`` must already be a URL or provider handle. A repeated ``idempotency_key`` sends

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import itertools
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -157,6 +158,9 @@ class SimulatorDriver:
         self._refusal: Error | None = None
         self._issued: bytes | None = None  # credentials the simulator issued on this connection
         self._started = False
+        # Uploads by idempotency key, so a send retried after a rate limit or a dropped socket does not upload
+        # the same file again; bounded (a send that never succeeds must not keep its file's id forever).
+        self._uploads: OrderedDict[str, tuple[str, int | None]] = OrderedDict()
         self._finished = False
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -264,20 +268,28 @@ class SimulatorDriver:
         return await self._send(chat_id, "text", text=text, reply_to=reply_to_id, idempotency_key=idempotency_key)
 
     async def send_media(self, chat_id: str, media: MediaRef, *, caption: str | None, idempotency_key: str,
-                         data: bytes | None = None) -> str:  # fmt: skip
+                         data: bytes | None = None, kind: MessageKind | None = None) -> str:  # fmt: skip
         """Send a media item; with ``data`` it is uploaded first (``POST /media``) and sent by its id.
 
         An upload failure raises ``DriverError(code="media_upload_failed")``, retryable for network errors and 5xx.
-        Each call with ``data`` uploads again: a repeated ``idempotency_key`` still sends nothing twice.
+        A retry with the same ``idempotency_key`` reuses the upload; it still sends nothing twice.
         """
         ref, size = media.ref, media.size
         if data is not None:
-            self._connected_socket()  # no upload for a send that cannot happen
-            item = await self._upload(data, media.mime, media.filename)
-            ref, size = item.id, item.size
+            if idempotency_key in self._uploads:
+                ref, size = self._uploads[idempotency_key]
+            else:
+                self._connected_socket()  # no upload for a send that cannot happen
+                item = await self._upload(data, media.mime, media.filename)
+                ref, size = item.id, item.size
+                self._uploads[idempotency_key] = (ref, size)
+                while len(self._uploads) > 256:
+                    self._uploads.popitem(last=False)
         out = OutMedia(mime=media.mime, ref=ref, filename=media.filename, size=size)
-        return await self._send(chat_id, media_kind(media.mime), text=caption, media=out,
-                                idempotency_key=idempotency_key)  # fmt: skip
+        provider_id = await self._send(chat_id, kind or media_kind(media.mime), text=caption, media=out,
+                                       idempotency_key=idempotency_key)  # fmt: skip
+        self._uploads.pop(idempotency_key, None)
+        return provider_id
 
     async def _upload(self, data: bytes, mime: str, filename: str | None) -> MediaItem:
         headers = {"content-type": mime}

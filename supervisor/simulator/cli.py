@@ -26,7 +26,7 @@ import msgspec
 
 from supervisor.simulator.client import SimulatorClient, SimulatorError
 from supervisor.simulator.network import FAULT_KINDS, Addressing, InboxMessage, MediaSpec
-from supervisor.wire import MessageKind
+from supervisor.wire import MEDIA_KINDS, MessageKind
 
 __all__ = ["DEFAULT_URL", "add_simulator_verbs", "main"]
 
@@ -34,7 +34,6 @@ DEFAULT_URL = "http://127.0.0.1:8010"
 Handler = Callable[[argparse.Namespace, str], int]
 
 _ENV_NOTE = "The simulator URL comes from ATENDE_SIMULATOR_URL (default http://127.0.0.1:8010)."
-_MEDIA_KINDS = ("image", "video", "audio", "voice", "document", "sticker")
 _KIND_BY_MIME_TYPE: dict[str, MessageKind] = {"image": "image", "video": "video", "audio": "audio"}
 
 
@@ -252,7 +251,7 @@ def add_simulator_verbs(subparsers: Any, *, epilog: str | None = None) -> None:
     send.add_argument("--count", type=int, default=1, help="send the message this many times (default 1)")
     send.add_argument("--media", metavar="PATH", help="send this file (its real bytes) as a media message")
     send.add_argument("--mime", help="MIME type of --media (default: guessed from the file name)")
-    send.add_argument("--kind", choices=_MEDIA_KINDS, help="message kind of --media (default: from the MIME type)")
+    send.add_argument("--kind", choices=MEDIA_KINDS, help="message kind of --media (default: from the MIME type)")
     send.add_argument("--caption", help="the text of a media message")
     send.add_argument("--addressing", choices=get_args(Addressing), default="pn",
                       help="name the phone by phone number (pn, default) or by LID (lid)")  # fmt: skip

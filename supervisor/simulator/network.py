@@ -42,7 +42,7 @@ from typing import Any, Literal, NamedTuple, get_args
 
 import msgspec
 
-from supervisor.wire import MessageKind, status_rank
+from supervisor.wire import MEDIA_KINDS, MessageKind, status_rank
 
 __all__ = [
     "DEFAULT_CREDENTIALS_KEY",
@@ -107,7 +107,7 @@ Addressing = Literal["pn", "lid"]
 #: The largest media item the network keeps (phone-sent or uploaded), like WhatsApp's limit for documents.
 MEDIA_MAX_BYTES = 64 * 1024 * 1024
 
-_MEDIA_KINDS = frozenset({"image", "video", "audio", "voice", "document", "sticker"})
+_MEDIA_KINDS = frozenset(MEDIA_KINDS)
 _TARGET_KINDS = frozenset({"reaction", "edit", "revoke"})  # these point at an earlier message (``reply_to``)
 _PAIR_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # no 0/O, I/U: read aloud without mistakes
 

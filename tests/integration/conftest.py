@@ -1,5 +1,6 @@
 """Shared fixtures of the integration tests that run the whole message path: the WhatsApp simulator (the only
-fake), a session host, the router, PostgreSQL and Redis."""
+fake), a session host, the router, PostgreSQL and Redis; and the helpers the integration tests share (routing what
+is waiting, queries in a tenant's schema, knowing that a transaction blocks another)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 from redis.asyncio import Redis
@@ -30,6 +33,50 @@ from tenants.provisioning import TenantInfo
 MASTER_KEY = "test-master-key-" + "m" * 32
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 FAST = SimConfig(ack_sent_s=0.01, ack_delivered_s=0.05, ack_read_s=0.1, qr_first_s=5, qr_next_s=2)
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+async def drain(worker: RouterWorker) -> None:
+    """Route everything waiting in the worker's inbound streams, shard by shard, until they are empty."""
+    for shard in range(worker.keys.shards):
+        consumer = worker.consumer(shard)
+        await consumer.ensure_group()
+        while entries := await consumer.read(500, block_ms=None):
+            await worker.process(consumer, entries)
+
+
+async def tenant_rows(slug: str, sql: str, *args: Any) -> list[Any]:
+    async with tenant_context(slug) as session:
+        return list(await session.conn.fetch(sql, *args))
+
+
+async def tenant_value(slug: str, sql: str, *args: Any) -> Any:
+    async with tenant_context(slug) as session:
+        return await session.conn.fetchval(sql, *args)
+
+
+class TenantQueries:
+    """``rows`` and ``value`` in the schema of ``self.tenant`` (for the tests' harnesses)."""
+
+    tenant: TenantInfo
+
+    async def rows(self, sql: str, *args: Any) -> list[Any]:
+        return await tenant_rows(self.tenant.slug, sql, *args)
+
+    async def value(self, sql: str, *args: Any) -> Any:
+        return await tenant_value(self.tenant.slug, sql, *args)
+
+
+async def waiting_on_a_lock(database: str) -> bool:
+    """Whether a backend of ``database`` is waiting on a lock: with ``eventually``, how a test knows that a
+    transaction it started has blocked another (instead of sleeping and hoping)."""
+    conn = await asyncpg.connect(database)
+    try:
+        return bool(await conn.fetchval(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ))  # fmt: skip
+    finally:
+        await conn.close()
 
 
 @dataclass
@@ -50,6 +97,9 @@ class Stack:
         return str(
             await pool().fetchval("SELECT state FROM public.session_registry WHERE tenant_id = $1", self.tenant.id)
         )
+
+    async def in_state(self, state: str) -> bool:
+        return await self.state() == state
 
 
 SimClient = SimulatorClient

@@ -1,12 +1,12 @@
 """Automatic distribution under concurrency, on real PostgreSQL and Redis: 100 new conversations routed by three
 router replicas over eight shards at once, five agents, then twenty closes from the API racing the router —
-no ticket is ever assigned twice and no agent ever holds more open tickets than their capacity."""
+no ticket is ever assigned twice and no agent ever holds more open tickets than their capacity; and round-robin
+keeps its turn however many routers distribute at once."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 
 import httpx
 import msgspec
@@ -20,10 +20,9 @@ from supervisor.streams import StreamKeys, append_events
 from supervisor.wire import Envelope, InboundMessage, utcnow
 from tenants.context import tenant_context
 from tenants.passwords import hash_password
-from tenants.provisioning import TenantInfo
-from tests.conftest import app_client, eventually
+from tests.conftest import PASSWORD, app_client, eventually, login
+from tests.integration.conftest import MakeTenant, tenant_value
 
-MakeTenant = Callable[..., Awaitable[TenantInfo]]
 CAPACITY = [10, 10, 10, 10, 5]
 
 
@@ -54,7 +53,7 @@ async def test_hundred_tickets_five_agents_no_double_assignment_capacity_kept(
         for i, capacity in enumerate(CAPACITY):
             agents[await conn.fetchval(
                 "INSERT INTO users (email, name, role, password_hash, capacity, presence) VALUES ($1, $2, 'agent', $3, $4,"
-                " 'online') RETURNING id", f"a{i}@busy.io", f"Agent {i}", hash_password("correct horse"), capacity,
+                " 'online') RETURNING id", f"a{i}@busy.io", f"Agent {i}", hash_password(PASSWORD), capacity,
             )] = capacity  # fmt: skip
         queue = await conn.fetchval("INSERT INTO queues (name, strategy) VALUES ('Geral', 'least_busy') RETURNING id")
         await conn.execute("INSERT INTO queue_members SELECT $1, unnest($2::bigint[])", queue, list(agents))
@@ -83,7 +82,7 @@ async def test_hundred_tickets_five_agents_no_double_assignment_capacity_kept(
     tasks = [asyncio.create_task(r.run(stop)) for r in routers] + [asyncio.create_task(watch())]
     try:
         await append_events(redis, keys, envelopes)
-        await eventually(lambda: _count(tenant.slug, "SELECT count(*) = 100 FROM tickets"), what="100 tickets")
+        await eventually(lambda: tenant_value(tenant.slug, "SELECT count(*) = 100 FROM tickets"), what="100 tickets")
         per_agent, assigned, twice = await eventually(lambda: _settled(tenant.slug, sum(CAPACITY)),
                                                       what="every agent filled to capacity")  # fmt: skip
         assert per_agent == agents and assigned == sum(CAPACITY) and twice == 0
@@ -92,11 +91,7 @@ async def test_hundred_tickets_five_agents_no_double_assignment_capacity_kept(
         # distribution fills from the 55 waiting tickets.
         async with app_client(create_app(msgspec.structs.replace(settings, redis_prefix=keys.prefix,
                                                                  stream_shards=keys.shards))) as client:  # fmt: skip
-            tokens = {}
-            for i, agent in enumerate(agents):
-                login = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": f"a{i}@busy.io",
-                                                                       "password": "correct horse"})  # fmt: skip
-                tokens[agent] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            tokens = {agent: await login(client, tenant.slug, f"a{i}@busy.io") for i, agent in enumerate(agents)}
             async with tenant_context(tenant.slug) as session:
                 to_close = [(r["user_id"], r["id"]) for r in await session.conn.fetch(
                     "SELECT id, user_id FROM tickets WHERE status = 'open' ORDER BY id LIMIT 20")]  # fmt: skip
@@ -109,7 +104,7 @@ async def test_hundred_tickets_five_agents_no_double_assignment_capacity_kept(
         per_agent, assigned, twice = await eventually(lambda: _settled(tenant.slug, sum(CAPACITY) + 20),
                                                       what="the freed places filled again")  # fmt: skip
         assert per_agent == agents and twice == 0
-        assert await _count(tenant.slug, "SELECT count(*) FROM tickets WHERE status = 'pending'") == 100 - 45 - 20
+        assert await tenant_value(tenant.slug, "SELECT count(*) FROM tickets WHERE status = 'pending'") == 100 - 45 - 20
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -117,9 +112,44 @@ async def test_hundred_tickets_five_agents_no_double_assignment_capacity_kept(
     assert violations == []
 
 
-async def _count(slug: str, sql: str) -> int:
-    async with tenant_context(slug) as session:
-        return int(await session.conn.fetchval(sql))
+async def test_round_robin_keeps_its_turn_across_routers(settings: Settings, make_tenant: MakeTenant,
+                                                         redis_url: str) -> None:  # fmt: skip
+    """Fifty conversations at once, three routers, five agents with room to spare: each gets exactly ten. A
+    distributor reading the queue's cursor before the lock would continue from a stale turn and give some agent
+    two in a row."""
+    tenant = await make_tenant("turns", plan="enterprise")
+    keys = StreamKeys(f"{settings.redis_prefix}:{uuid.uuid4().hex[:6]}", shards=8)
+    async with tenant_context(tenant.slug) as session:
+        conn = session.conn
+        connection = await create_connection(session, name="Main", provider="simulator",
+                                             business_number="+5511933330001")  # fmt: skip
+        agents = [await conn.fetchval(
+            "INSERT INTO users (email, name, role, password_hash, capacity, presence) VALUES ($1, $2, 'agent', $3, 100,"
+            " 'online') RETURNING id", f"r{i}@turns.io", f"Agent {i}", hash_password(PASSWORD),
+        ) for i in range(5)]  # fmt: skip
+        queue = await conn.fetchval("INSERT INTO queues (name, strategy) VALUES ('Geral', 'round_robin') RETURNING id")
+        await conn.execute("INSERT INTO queue_members SELECT $1, unnest($2::bigint[])", queue, agents)
+        await conn.execute("INSERT INTO queue_connections VALUES ($1, $2)", queue, connection.id)
+    envelopes = []
+    for i in range(50):
+        chat = f"5511945{i:06d}@s.whatsapp.net"
+        envelopes.append(Envelope(
+            event_id=f"e{i}", tenant_id=tenant.id, connection_id=connection.id, provider="simulator",
+            received_at=utcnow(), event=InboundMessage(provider_message_id=f"m{i}", chat_id=chat, chat_id_raw=chat,
+                                                       sender_id=chat, text="oi", occurred_at=utcnow())))  # fmt: skip
+    redis = Redis.from_url(redis_url)
+    stop = asyncio.Event()
+    routers = [RouterWorker(redis, keys, owner=f"router-{n}", batch_size=1, block_ms=50) for n in range(3)]
+    tasks = [asyncio.create_task(r.run(stop)) for r in routers]
+    try:
+        await append_events(redis, keys, envelopes)
+        per_agent, _, twice = await eventually(lambda: _settled(tenant.slug, 50), what="fifty tickets assigned")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await redis.aclose()
+    assert twice == 0
+    assert per_agent == dict.fromkeys(agents, 10)
 
 
 async def _settled(slug: str, assigned: int) -> tuple[dict[int, int], int, int] | None:

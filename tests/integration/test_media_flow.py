@@ -13,8 +13,8 @@ import httpx
 from saas.app import create_app
 from supervisor.simulator.network import MediaSpec
 from tenants.context import tenant_context
-from tests.conftest import eventually, live_server
-from tests.integration.conftest import Stack
+from tests.conftest import eventually, live_server, login
+from tests.integration.conftest import PDF, Stack
 
 PHONE = "+5511976540001"
 # A real (tiny) PNG: the API sniffs content, so a made-up header would be refused as a type mismatch.
@@ -22,13 +22,6 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc000000301010018dd8db00000000049454e44ae426082"
 )
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-
-
-async def _login(client: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
-    response = await client.post("/api/v1/auth/login", json={"tenant": stack.tenant.slug, "password": "correct horse",
-                                                               "email": f"admin@{stack.tenant.slug}.example"})  # fmt: skip
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def _message(stack: Stack, **where: Any) -> Any:
@@ -42,7 +35,7 @@ async def test_customer_photo_is_stored_and_served_agent_file_reaches_the_phone(
     stack_factory: Callable[..., Awaitable[Stack]],
 ) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _connected(stack), what="CONNECTED")
+    await eventually(lambda: stack.in_state("CONNECTED"), what="CONNECTED")
     await stack.sim.send(PHONE, stack.number, "olha a foto", kind="image",
                          media=MediaSpec(mime="image/png", data=PNG, filename="foto.png"))  # fmt: skip
 
@@ -52,7 +45,7 @@ async def test_customer_photo_is_stored_and_served_agent_file_reaches_the_phone(
 
     row = await eventually(stored, what="the photo downloaded into the media store")
     async with live_server(create_app(stack.settings)) as base, httpx.AsyncClient(base_url=base) as client:
-        auth = await _login(client, stack)
+        auth = await login(client, stack.tenant.slug)
         page = (await client.get(f"/api/v1/tickets/{row['ticket_id']}/messages", headers=auth)).json()["items"]
         photo = next(m for m in page if m["id"] == row["id"])
         assert photo["text"] == "olha a foto"
@@ -106,7 +99,7 @@ async def test_customer_photo_is_stored_and_served_agent_file_reaches_the_phone(
 
 async def test_failed_downloads_are_retried_then_reported(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _connected(stack), what="CONNECTED")
+    await eventually(lambda: stack.in_state("CONNECTED"), what="CONNECTED")
     await stack.sim.send(PHONE, stack.number, None, kind="image",
                          media=MediaSpec(mime="image/png", data=PNG, fail=1))  # fmt: skip
     await stack.sim.send(PHONE, stack.number, None, kind="document",
@@ -121,7 +114,3 @@ async def test_failed_downloads_are_retried_then_reported(stack_factory: Callabl
     await eventually(settled, within_s=30, what="one download retried to success, one given up")
     row = await _message(stack, kind="document")
     assert "media_unavailable" in row["media"]
-
-
-async def _connected(stack: Stack) -> bool:
-    return await stack.state() == "CONNECTED"

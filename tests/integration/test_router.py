@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -23,10 +22,8 @@ from supervisor.streams import StreamKeys, append_events
 from supervisor.wire import Envelope, InboundMessage, MessageStatus, decode_outbound, utcnow
 from tenants.context import tenant_context
 from tenants.provisioning import TenantInfo
-from tests.conftest import app_client, live_server, xrange
-
-MakeTenant = Callable[..., Awaitable[TenantInfo]]
-PASSWORD = "correct horse"
+from tests.conftest import PASSWORD, app_client, live_server, login, xrange
+from tests.integration.conftest import MakeTenant, drain
 
 
 @pytest.fixture
@@ -58,21 +55,6 @@ def _status(tenant: TenantInfo, connection_id: int, chat: str, status: str, *, p
                     provider="simulator", received_at=utcnow(), event=event)  # fmt: skip
 
 
-async def _drain(worker: RouterWorker) -> None:
-    for shard in range(worker.keys.shards):
-        consumer = worker.consumer(shard)
-        await consumer.ensure_group()
-        while entries := await consumer.read(500, block_ms=None):
-            await worker.process(consumer, entries)
-
-
-async def _login(client: httpx.AsyncClient, tenant: TenantInfo) -> dict[str, str]:
-    response = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": f"admin@{tenant.slug}.example",
-                                                             "password": PASSWORD})  # fmt: skip
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 async def test_inbound_to_tickets_reply_and_acks(
     app_settings: Settings, keys: StreamKeys, redis: Redis, make_tenant: MakeTenant
 ) -> None:
@@ -85,10 +67,10 @@ async def test_inbound_to_tickets_reply_and_acks(
     phones = ["5511988880001", "5511988880002"]
     events = [_inbound(tenant, connection.id, p, n, f"msg {n} from {p}") for p in phones for n in range(3)]
     await append_events(redis, keys, events + events[:2])  # provider redelivered two
-    await _drain(worker)
+    await drain(worker)
 
     async with app_client(create_app(app_settings)) as client:
-        auth = await _login(client, tenant)
+        auth = await login(client, tenant.slug)
         tickets = (await client.get("/api/v1/tickets", headers=auth)).json()["items"]
         assert sorted(t["contact"]["phone"] for t in tickets) == sorted(f"+{p}" for p in phones)
         assert all(t["unread_count"] == 3 and t["status"] == "pending" for t in tickets)
@@ -115,14 +97,14 @@ async def test_inbound_to_tickets_reply_and_acks(
         chat = ticket["contact"]["wa_id"]
         # An ack that overtakes the send result, the result itself, then a late, older ack.
         await append_events(redis, keys, [_status(tenant, connection.id, chat, "DELIVERED", pid="3EB0AAA")])
-        await _drain(worker)
+        await drain(worker)
         await append_events(
             redis, keys, [_status(tenant, connection.id, chat, "SENT", pid="3EB0AAA", client_id=reply["id"])]
         )
-        await _drain(worker)
+        await drain(worker)
         await append_events(redis, keys, [_status(tenant, connection.id, chat, "READ", pid="3EB0AAA"),
                                           _status(tenant, connection.id, chat, "SENT", pid="3EB0AAA")])  # fmt: skip
-        await _drain(worker)
+        await drain(worker)
         messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth)).json()["items"]
         assert messages[-1]["id"] == reply["id"]
         assert messages[-1]["status"] == "READ"
@@ -147,9 +129,9 @@ async def test_the_providers_echo_of_our_send_does_not_duplicate_it(
                                              business_number="+5511900000002")  # fmt: skip
     worker = RouterWorker(redis, keys)
     await append_events(redis, keys, [_inbound(tenant, connection.id, "5511988880009", 0, "oi")])
-    await _drain(worker)
+    await drain(worker)
     async with app_client(create_app(app_settings)) as client:
-        auth = await _login(client, tenant)
+        auth = await login(client, tenant.slug)
         ticket = (await client.get("/api/v1/tickets", headers=auth)).json()["items"][0]
         sent = await client.post(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth, json={"text": "Olá!"})
         reply = sent.json()
@@ -158,11 +140,11 @@ async def test_the_providers_echo_of_our_send_does_not_duplicate_it(
                               from_me=True, text="Olá!", occurred_at=utcnow())  # fmt: skip
         await append_events(redis, keys, [Envelope(event_id="echo", tenant_id=tenant.id, connection_id=connection.id,
                                                    provider="simulator", received_at=utcnow(), event=echo)])  # fmt: skip
-        await _drain(worker)
+        await drain(worker)
         assert len((await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth)).json()["items"]) == 3
         await append_events(redis, keys, [_status(tenant, connection.id, chat, "SENT", pid="3EB0ECHO",
                                                   client_id=reply["id"])])  # fmt: skip
-        await _drain(worker)
+        await drain(worker)
         messages = (await client.get(f"/api/v1/tickets/{ticket['id']}/messages", headers=auth)).json()["items"]
         assert [(m["id"], m["text"], m["status"], m["provider_message_id"]) for m in messages[1:]] == [
             (reply["id"], "Olá!", "SENT", "3EB0ECHO")]  # fmt: skip
@@ -189,11 +171,11 @@ async def test_router_killed_between_commit_and_xack_stores_nothing_twice(
 
         patch.setattr(StreamConsumer, "ack", crash)
         with pytest.raises(ConnectionError):
-            await _drain(doomed)
+            await drain(doomed)
     async with tenant_context(tenant.slug) as session:
         assert await session.conn.fetchval("SELECT count(*) FROM messages") == 5  # committed
 
-    await _drain(RouterWorker(redis, keys))  # the successor replays the unacknowledged batch
+    await drain(RouterWorker(redis, keys))  # the successor replays the unacknowledged batch
     async with tenant_context(tenant.slug) as session:
         assert await session.conn.fetchval("SELECT count(*) FROM messages") == 5
         assert await session.conn.fetchval("SELECT unread_count FROM tickets") == 5
@@ -214,7 +196,7 @@ async def test_poison_event_goes_to_dead_letter_and_the_rest_flows(
     await append_events(redis, keys, [good, bad])
     worker = RouterWorker(redis, keys, max_failures=2)
     for _ in range(3):
-        await _drain(worker)
+        await drain(worker)
     async with tenant_context(tenant.slug) as session:
         assert await session.conn.fetchval("SELECT body FROM messages") == "fine"
     dead = [e for s in range(keys.shards) for e in await xrange(redis, keys.dead_letter(s))]
@@ -232,12 +214,12 @@ async def test_inbox_websocket_receives_events_and_replays_missed_ones(
         )
     worker = RouterWorker(redis, keys)
     async with live_server(create_app(app_settings)) as base, httpx.AsyncClient(base_url=base) as client:
-        auth = await _login(client, tenant)
+        auth = await login(client, tenant.slug)
         ticket = (await client.post("/api/v1/auth/ws-ticket", headers=auth)).json()["ticket"]
         ws_url = base.replace("http", "ws") + "/api/v1/events"
         async with websockets.connect(f"{ws_url}?ticket={ticket}") as socket:
             await append_events(redis, keys, [_inbound(tenant, connection.id, "5511955550001", 1, "live one")])
-            await _drain(worker)
+            await drain(worker)
             seen: list[dict[str, Any]] = []
             while not any(e["type"] == "message.created" for e in seen):
                 seen.append(json.loads(await asyncio.wait_for(socket.recv(), 10)))
@@ -256,7 +238,7 @@ async def test_inbox_websocket_receives_events_and_replays_missed_ones(
 
         # Missed while disconnected, replayed on reconnect.
         await append_events(redis, keys, [_inbound(tenant, connection.id, "5511955550001", 2, "while away")])
-        await _drain(worker)
+        await drain(worker)
         ticket = (await client.post("/api/v1/auth/ws-ticket", headers=auth)).json()["ticket"]
         async with websockets.connect(f"{ws_url}?ticket={ticket}&last_event_id={last_id}") as socket:
             replayed = json.loads(await asyncio.wait_for(socket.recv(), 10))
@@ -281,10 +263,8 @@ async def test_only_who_may_link_a_number_sees_its_qr_code(
         )
     async with live_server(create_app(app_settings)) as base, httpx.AsyncClient(base_url=base) as client:
         ws_url = base.replace("http", "ws") + "/api/v1/events"
-        admin = await _login(client, tenant)
-        login = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": "ana@qr.io",
-                                                               "password": PASSWORD})  # fmt: skip
-        agent = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        admin = await login(client, tenant.slug)
+        agent = await login(client, tenant.slug, "ana@qr.io")
         await publish(redis, keys, tenant.id, [RealtimeEvent(type="session.updated", data={
             "connection_id": 1, "state": "AWAITING_QR", "qr": "2@secret-pairing-code"})])  # fmt: skip
         seen: dict[str, dict[str, Any]] = {}
@@ -315,7 +295,7 @@ async def test_the_relay_loop_sends_what_a_dead_writer_left_and_keeps_marks_of_w
                                              business_number="+5511900000005")  # fmt: skip
     worker = RouterWorker(redis, keys, relay_after_s=0.0, mark_grace_s=0.0)
     await append_events(redis, keys, [_inbound(tenant, connection.id, "5511955550009", 1, "oi")])
-    await _drain(worker)
+    await drain(worker)
     outbound = keys.outbound(tenant.id, connection.id)
 
     async def write(text: str) -> None:
@@ -357,7 +337,7 @@ async def test_api_rejects_missing_and_forged_tokens(app_settings: Settings, mak
         bad = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": f"admin@{tenant.slug}.example",
                                                            "password": "wrong password"})  # fmt: skip
         assert (bad.status_code, bad.json()["code"]) == (401, "invalid_credentials")
-        auth = await _login(client, tenant)
+        auth = await login(client, tenant.slug)
         missing = await client.get("/api/v1/tickets/999999/messages", headers=auth)
         assert (missing.status_code, missing.json()["code"]) == (404, "ticket_not_found")
         invalid = await client.post("/api/v1/tickets/1/messages", headers=auth, json={"text": ""})

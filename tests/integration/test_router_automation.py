@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import msgspec
 import pytest
@@ -27,14 +26,12 @@ from supervisor.wire import ChatType, Envelope, InboundMessage, utcnow
 from tenants.context import tenant_context
 from tenants.passwords import hash_password
 from tenants.provisioning import TenantInfo
-from tests.conftest import app_client, eventually
-
-MakeTenant = Callable[..., Awaitable[TenantInfo]]
-PASSWORD = "correct horse"
+from tests.conftest import PASSWORD, app_client, eventually, login
+from tests.integration.conftest import MakeTenant, TenantQueries, drain, waiting_on_a_lock
 
 
 @dataclass
-class Harness:
+class Harness(TenantQueries):
     tenant: TenantInfo
     connection_id: int
     redis: Redis
@@ -55,22 +52,7 @@ class Harness:
         await append_events(self.redis, self.keys, [Envelope(
             event_id=message.provider_message_id, tenant_id=self.tenant.id, connection_id=self.connection_id,
             provider="simulator", received_at=utcnow(), event=message)])  # fmt: skip
-        await self.drain()
-
-    async def drain(self) -> None:
-        for shard in range(self.keys.shards):
-            consumer = self.worker.consumer(shard)
-            await consumer.ensure_group()
-            while entries := await consumer.read(500, block_ms=None):
-                await self.worker.process(consumer, entries)
-
-    async def rows(self, sql: str, *args: Any) -> list[Any]:
-        async with tenant_context(self.tenant.slug) as session:
-            return list(await session.conn.fetch(sql, *args))
-
-    async def value(self, sql: str, *args: Any) -> Any:
-        async with tenant_context(self.tenant.slug) as session:
-            return await session.conn.fetchval(sql, *args)
+        await drain(self.worker)
 
     async def bot_texts(self) -> list[str]:
         return [r["body"] for r in await self.rows("SELECT body FROM messages WHERE bot ORDER BY id")]
@@ -108,9 +90,7 @@ async def test_a_person_is_one_contact_across_lid_and_phone_forms(harness: Harne
 
     # An account from before Brazil's 9th digit: WhatsApp shows 12 digits, the person is the same.
     async with app_client(create_app(h.settings)) as client:
-        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
-                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        auth = await login(client, h.tenant.slug)
         added = await client.post("/api/v1/contacts", headers=auth, json={"phone": "(21) 99876-5432", "name": "Téo"})
         assert added.status_code == 201, added.text
         assert added.json()["phone"] == "+5521998765432"
@@ -159,6 +139,52 @@ async def test_reopen_within_the_window_then_a_new_ticket(harness: Harness) -> N
     await h.value("UPDATE tenant_settings SET reopen_mode = 'new'")
     await h.say(chat, "de novo")
     assert await h.value("SELECT count(*) FROM tickets") == 3
+
+
+async def test_reopen_to_an_agent_going_offline_meanwhile_waits_in_the_queue(harness: Harness, database: str) -> None:
+    """The reopen looks at the agent's presence without the distribution lock; if the agent goes offline in
+    between (their presence change commits under that lock), the reopened ticket must not stay with them."""
+    import asyncpg
+
+    h = harness
+    ana = await _agent(h, "Ana")
+    queue = await h.value("INSERT INTO queues (name, return_on_offline) VALUES ('Suporte', true) RETURNING id")
+    chat = "5511944440000@s.whatsapp.net"
+    await h.say(chat, "oi")
+    await h.value("UPDATE tickets SET status = 'closed', closed_at = now(), user_id = $1, queue_id = $2", ana, queue)
+    await h.value("UPDATE tenant_settings SET reopen_mode = 'window', reopen_window_s = 600")
+    offline = await asyncpg.connect(database)  # Ana's presence change, holding the distribution lock
+    try:
+        going = offline.transaction()
+        await going.start()
+        await offline.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"atende.distribute.{h.tenant.id}"
+        )
+        await offline.execute(f"UPDATE \"{h.tenant.schema}\".users SET presence = 'offline' WHERE id = $1", ana)
+        routed = asyncio.create_task(h.say(chat, "voltei"))
+        await eventually(lambda: waiting_on_a_lock(database), what="the router waiting on the distribution lock")
+        await going.commit()
+        await routed
+    finally:
+        await offline.close()
+    ticket = (await h.rows("SELECT status, user_id, queue_id FROM tickets"))[0]
+    assert (ticket["status"], ticket["user_id"], ticket["queue_id"]) == ("pending", None, queue)
+    events = [r["action"] for r in await h.rows("SELECT action FROM ticket_events ORDER BY id")]
+    assert events[-2:] == ["reopened", "returned"]
+
+
+async def test_a_conversation_the_business_started_is_routed_when_the_customer_answers(harness: Harness) -> None:
+    h = harness
+    queue = await h.value("INSERT INTO queues (name, greeting) VALUES ('Suporte', 'Fila de suporte.') RETURNING id")
+    await h.value("INSERT INTO queue_connections VALUES ($1, $2)", queue, h.connection_id)
+    chat = "5511944441111@s.whatsapp.net"
+    await h.say(chat, "Olá! Seu pedido saiu para entrega.", from_me=True)  # typed on the business's phone
+    assert (await h.rows("SELECT queue_id FROM tickets"))[0]["queue_id"] is None
+    await h.say(chat, "obrigado! e o prazo?")
+    assert (await h.rows("SELECT queue_id FROM tickets"))[0]["queue_id"] == queue
+    assert await h.bot_texts() == ["Fila de suporte."]
+    await h.say(chat, "alô?")
+    assert await h.bot_texts() == ["Fila de suporte."]  # started once
 
 
 async def test_survey_answers_and_what_is_not_an_answer(harness: Harness) -> None:
@@ -249,9 +275,7 @@ async def test_groups_get_no_automated_messages_and_statuses_are_not_conversatio
 
     # Closing with the tenant's defaults sends the group neither the farewell nor the survey.
     async with app_client(create_app(h.settings)) as client:
-        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
-                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        auth = await login(client, h.tenant.slug)
         closed = await client.post(f"/api/v1/tickets/{group[0]['id']}/close", headers=auth)
         assert closed.status_code == 200, closed.text
     assert await h.bot_texts() == []
@@ -276,9 +300,7 @@ async def test_snoozed_ticket_wakes_up_and_a_message_wakes_it_early(harness: Har
     await h.say("5511900002222@s.whatsapp.net", "oi")
     ticket = await h.value("SELECT id FROM tickets")
     async with app_client(create_app(h.settings)) as client:
-        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
-                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        auth = await login(client, h.tenant.slug)
         until = (utcnow() + timedelta(seconds=1)).isoformat()
         snoozed = await client.patch(f"/api/v1/tickets/{ticket}", headers=auth, json={"snoozed_until": until})
         assert snoozed.status_code == 200, snoozed.text
@@ -347,9 +369,7 @@ async def test_making_a_queue_automatic_or_raising_capacity_distributes_the_wait
         await h.say(f"55119000055{i:02d}@s.whatsapp.net", "oi")
     assert await h.value("SELECT count(*) FROM tickets WHERE user_id IS NULL") == 3  # manual: they wait
     async with app_client(create_app(h.settings)) as client:
-        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
-                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        auth = await login(client, h.tenant.slug)
         changed = await client.patch(f"/api/v1/queues/{queue}", headers=auth, json={"strategy": "least_busy"})
         assert changed.status_code == 200, changed.text
         assert await h.value("SELECT count(*) FROM tickets WHERE user_id = $1", ana) == 1  # up to her capacity
@@ -397,9 +417,7 @@ async def test_a_timer_that_fires_early_fires_again_later_even_past_its_lease(ha
     await h.say("5511900007777@s.whatsapp.net", "oi")
     ticket = await h.value("SELECT id FROM tickets")
     async with app_client(create_app(h.settings)) as client:
-        login = await client.post("/api/v1/auth/login", json={"tenant": h.tenant.slug, "password": PASSWORD,
-                                                               "email": f"admin@{h.tenant.slug}.example"})  # fmt: skip
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        auth = await login(client, h.tenant.slug)
         soon = (utcnow() + timedelta(seconds=1)).isoformat()
         await client.patch(f"/api/v1/tickets/{ticket}", headers=auth, json={"snoozed_until": soon})
         later = utcnow() + timedelta(minutes=5)  # snoozed again, further than the claim lease (60 s)
@@ -425,7 +443,7 @@ async def test_a_message_racing_a_close_opens_a_conversation(harness: Harness, d
         await closing.start()
         await agent.execute(f"UPDATE \"{h.tenant.schema}\".tickets SET status = 'closed', closed_at = now()")
         routed = asyncio.create_task(h.say(chat, "mais uma coisa"))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: waiting_on_a_lock(database), what="the router waiting on the closing ticket")
         assert not routed.done()  # the router waits for the close instead of writing into the closing ticket
         await closing.commit()
         await routed
@@ -444,16 +462,16 @@ async def test_a_redelivered_old_message_opens_nothing(harness: Harness) -> None
     envelope = Envelope(event_id="old-1", tenant_id=h.tenant.id, connection_id=h.connection_id, provider="simulator",
                         received_at=utcnow(), event=message)  # fmt: skip
     await append_events(h.redis, h.keys, [envelope])
-    await h.drain()
+    await drain(h.worker)
     await h.value("UPDATE tickets SET status = 'closed', closed_at = now()")
     for mode in ("new", "window"):
         await h.value("UPDATE tenant_settings SET reopen_mode = $1", mode)
         await append_events(h.redis, h.keys, [envelope])  # the provider delivers it again, days later
-        await h.drain()
+        await drain(h.worker)
         assert await h.rows("SELECT status, reopened_count FROM tickets") == [("closed", 0)]
 
 
-async def test_presence_changes_never_deadlock_with_ticket_actions(harness: Harness) -> None:
+async def test_presence_changes_never_deadlock_with_ticket_actions(harness: Harness, database: str) -> None:
     from saas import timers
     from saas.tickets.lifecycle import lock_distribution
 
@@ -467,18 +485,28 @@ async def test_presence_changes_never_deadlock_with_ticket_actions(harness: Harn
     ticket = await h.value("SELECT id FROM tickets WHERE user_id = $1", ana)
     assert ticket is not None
 
+    row_held = asyncio.Event()
+
+    async def goes_offline() -> str:  # while an action holds her ticket
+        await row_held.wait()
+        return await presence.reconcile(h.redis, h.keys, h.tenant.id, ana)  # no socket: offline
+
+    offline = asyncio.create_task(goes_offline())
+
+    async def offline_done_or_blocked() -> bool:
+        return offline.done() or await waiting_on_a_lock(database)
+
     async def action() -> None:  # what an action does: the ticket row first, the distribution lock after
         async with tenant_context(h.tenant.slug) as session:
             await session.conn.fetchrow("SELECT id FROM tickets WHERE id = $1 FOR UPDATE", ticket)
-            await asyncio.sleep(0.4)
+            row_held.set()
+            # The distribution lock once going offline is over, or as soon as it waits on a lock: on this ticket,
+            # under the distribution lock, that would be the deadlock (PostgreSQL would abort one of the two).
+            await eventually(offline_done_or_blocked, what="going offline to finish or wait on a lock")
             await lock_distribution(session.conn, h.tenant.id)
 
-    async def goes_offline() -> str:
-        await asyncio.sleep(0.1)
-        return await presence.reconcile(h.redis, h.keys, h.tenant.id, ana)  # no socket: offline
-
-    results = await asyncio.wait_for(asyncio.gather(action(), goes_offline()), 10)
-    assert results[1] == "offline"
+    _, went = await asyncio.wait_for(asyncio.gather(action(), offline), 10)
+    assert went == "offline"
     # Her ticket was held by the action, so it stays with her for now and a timer looks again.
     assert await h.value("SELECT user_id FROM tickets") == ana
     due = await h.redis.zscore(timers.timers_key(h.keys), f"{h.tenant.id}:presence:{ana}")

@@ -18,24 +18,17 @@ from supervisor.policy import RestartPolicy
 from supervisor.registry import desired_sessions
 from tenants.context import tenant_context
 from tenants.db import pool
-from tenants.provisioning import TenantInfo
 from tenants.secrets import is_sealed
-from tests.conftest import eventually, live_server
-from tests.integration.conftest import FAST, MASTER_KEY, Stack
-
-
-async def _login(client: httpx.AsyncClient, tenant: TenantInfo) -> dict[str, str]:
-    response = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "email": f"admin@{tenant.slug}.example",
-                                                             "password": "correct horse"})  # fmt: skip
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+from tests.conftest import eventually, live_server, login
+from tests.integration.conftest import FAST, MASTER_KEY, Stack, tenant_value
 
 
 async def test_phone_to_agent_and_back_with_acks(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _is(stack, "CONNECTED"), what="CONNECTED after auto-pairing")
+    await eventually(lambda: stack.in_state("CONNECTED"), what="CONNECTED after auto-pairing")
     phone = "+5511988887777"
     async with live_server(create_app(stack.settings)) as base, httpx.AsyncClient(base_url=base) as client:
-        auth = await _login(client, stack.tenant)
+        auth = await login(client, stack.tenant.slug)
         ws_ticket = (await client.post("/api/v1/auth/ws-ticket", headers=auth)).json()["ticket"]
         async with websockets.connect(f"{base.replace('http', 'ws')}/api/v1/events?ticket={ws_ticket}") as socket:
             await stack.sim.send(phone, stack.number, "Oi, preciso de ajuda", name="Maria")
@@ -84,18 +77,13 @@ async def test_phone_to_agent_and_back_with_acks(stack_factory: Callable[..., Aw
         assert f"atende_session_send_latency_seconds_count{{{labels}}} 1.0" in metrics
 
 
-async def _is(stack: Stack, state: str) -> bool:
-    return await stack.state() == state
-
-
 async def _message_count(stack: Stack) -> int:
-    async with tenant_context(stack.tenant.slug) as session:
-        return int(await session.conn.fetchval("SELECT count(*) FROM messages"))
+    return int(await tenant_value(stack.tenant.slug, "SELECT count(*) FROM messages"))
 
 
 async def test_duplicate_deliveries_store_one_message(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory(config=msgspec.structs.replace(FAST, inbound_duplicate=1.0))
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     for i in range(5):
         await stack.sim.send("+5511977776666", stack.number, f"dup {i}")
 
@@ -110,10 +98,10 @@ async def test_duplicate_deliveries_store_one_message(stack_factory: Callable[..
 
 async def test_logged_out_is_not_restarted(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     connects = (await stack.sim.number(stack.number)).connects
     await stack.sim.fault(stack.number, "logged_out")
-    await eventually(lambda: _is(stack, "LOGGED_OUT"), what="LOGGED_OUT")
+    await eventually(lambda: stack.in_state("LOGGED_OUT"), what="LOGGED_OUT")
     await asyncio.sleep(1.0)
     assert (await stack.sim.number(stack.number)).connects == connects  # no reconnection attempt
     assert stack.tenant.id not in {s.tenant_id for s in await desired_sessions()}
@@ -123,9 +111,9 @@ async def test_logged_out_is_not_restarted(stack_factory: Callable[..., Awaitabl
 
 async def test_replaced_is_quarantined(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     await stack.sim.fault(stack.number, "replaced")
-    await eventually(lambda: _is(stack, "QUARANTINED"), what="QUARANTINED")
+    await eventually(lambda: stack.in_state("QUARANTINED"), what="QUARANTINED")
     connects = (await stack.sim.number(stack.number)).connects
     await asyncio.sleep(1.0)
     assert (await stack.sim.number(stack.number)).connects == connects
@@ -133,7 +121,7 @@ async def test_replaced_is_quarantined(stack_factory: Callable[..., Awaitable[St
 
 async def test_network_loss_restarts_and_resumes_without_qr(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     async with tenant_context(stack.tenant.slug) as session:
         stored = await session.conn.fetchval("SELECT credentials FROM connections")
     assert stored is not None and is_sealed(stored)  # credentials at rest are encrypted with the tenant's data key
@@ -141,7 +129,7 @@ async def test_network_loss_restarts_and_resumes_without_qr(stack_factory: Calla
     before = (await stack.sim.number(stack.number)).connects
     await stack.sim.fault(stack.number, "network")
     await eventually(lambda: _reconnected(stack, before), what="a new connection")
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     await stack.sim.send("+5511966665555", stack.number, "after the blip")
     await eventually(lambda: _count_is(stack, 1), what="the message after reconnecting")
 
@@ -158,10 +146,10 @@ async def _count_is(stack: Stack, n: int) -> bool:
 async def test_crash_loop_gives_up_after_the_intensity_limit(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     policy = RestartPolicy(max_restarts=3, within_s=60, backoff_min_s=0.05, backoff_max_s=0.2)
     stack = await stack_factory(policy=policy)
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     await stack.sim.fault(stack.number, "refuse", seconds=60)
     await stack.sim.fault(stack.number, "network")
-    await eventually(lambda: _is(stack, "GAVE_UP"), what="GAVE_UP")
+    await eventually(lambda: stack.in_state("GAVE_UP"), what="GAVE_UP")
     runner = next(iter(stack.host.runners.values()))
     assert runner.restarts == 3
     assert stack.tenant.id not in {s.tenant_id for s in await desired_sessions()}
@@ -169,7 +157,7 @@ async def test_crash_loop_gives_up_after_the_intensity_limit(stack_factory: Call
 
 async def test_one_live_connection_per_session_across_hosts(stack_factory: Callable[..., Awaitable[Stack]]) -> None:
     stack = await stack_factory()
-    await eventually(lambda: _is(stack, "CONNECTED"))
+    await eventually(lambda: stack.in_state("CONNECTED"))
     spec = await stack.spec()
     assert stack.settings.database_url is not None
     rival = SessionHostCore(HostConfig(master_key=MASTER_KEY, name="rival-host", database_url=stack.settings.database_url,

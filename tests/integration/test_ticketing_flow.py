@@ -16,17 +16,10 @@ import websockets
 from saas.app import create_app
 from tenants.context import tenant_context
 from tenants.passwords import hash_password
-from tests.conftest import eventually, live_server
+from tests.conftest import PASSWORD, eventually, live_server, login
 from tests.integration.conftest import Stack
 
-PASSWORD = "correct horse"
 PHONE = "+5511987650001"
-
-
-async def _login(client: httpx.AsyncClient, slug: str, email: str) -> dict[str, str]:
-    response = await client.post("/api/v1/auth/login", json={"tenant": slug, "email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 class Live:
@@ -70,7 +63,7 @@ async def test_menu_queue_assignment_reply_transfer_close_and_rating(
     stack_factory: Callable[..., Awaitable[Stack]],
 ) -> None:
     stack = await stack_factory(plan="pro")
-    await eventually(lambda: _state(stack, "CONNECTED"), what="CONNECTED")
+    await eventually(lambda: stack.in_state("CONNECTED"), what="CONNECTED")
     async with tenant_context(stack.tenant.slug) as session:
         conn = session.conn
         ana, bia = [await conn.fetchval("INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, 'agent', $3)"
@@ -91,9 +84,9 @@ async def test_menu_queue_assignment_reply_transfer_close_and_rating(
         httpx.AsyncClient(base_url=base) as client,
         AsyncExitStack() as sockets,
     ):
-        admin = await _login(client, stack.tenant.slug, f"admin@{stack.tenant.slug}.example")
-        as_ana = await _login(client, stack.tenant.slug, "ana@flow.io")
-        as_bia = await _login(client, stack.tenant.slug, "bia@flow.io")
+        admin = await login(client, stack.tenant.slug)
+        as_ana = await login(client, stack.tenant.slug, "ana@flow.io")
+        as_bia = await login(client, stack.tenant.slug, "bia@flow.io")
         ana_live = await sockets.enter_async_context(_live(client, base, as_ana))
         bia_live = await sockets.enter_async_context(_live(client, base, as_bia))
         await eventually(lambda: _online(stack, 2), what="both agents online through their sockets")
@@ -114,7 +107,6 @@ async def test_menu_queue_assignment_reply_transfer_close_and_rating(
         assert (ticket["queue_id"], ticket["status"], ticket["bot_state"]) == (support, "open", None)
         ticket_id = ticket["id"]
         await eventually(lambda: _seen(bia_live, "ticket.updated", ticket_id, user_id=bia), what="Bia sees it live")
-        assert not ana_live.seen("ticket.updated", ticket_id, user_id=bia)  # Ana is not in Suporte
 
         reply = await client.post(f"/api/v1/tickets/{ticket_id}/messages", headers=as_bia,
                                   json={"text": "Oi Carla, sou a Bia. Como posso ajudar?"})  # fmt: skip
@@ -127,17 +119,19 @@ async def test_menu_queue_assignment_reply_transfer_close_and_rating(
         assert (moved.json()["queue_id"], moved.json()["user_id"]) == (sales, ana)  # round robin gave it to Ana
         await eventually(lambda: _seen(bia_live, "ticket.hidden", ticket_id), what="the ticket leaving Bia's inbox")
         await eventually(lambda: _seen(ana_live, "ticket.updated", ticket_id, user_id=ana), what="Ana sees it live")
+        # Her socket has caught up past Bia's assignment and reply, and showed her none of it: she was not in Suporte.
+        assert not ana_live.seen("ticket.updated", ticket_id, user_id=bia)
         assert (await client.get(f"/api/v1/tickets/{ticket_id}", headers=as_bia)).status_code == 404
         notes = [m for m in (await client.get(f"/api/v1/tickets/{ticket_id}/messages", headers=as_ana)).json()["items"]
                  if m["private"]]  # fmt: skip
         assert [n["text"] for n in notes] == ["Ela quer comprar, não é suporte."]
-        assert not await _phone_got(stack, "não é suporte")  # a note never reaches the customer
 
         closed = await client.post(f"/api/v1/tickets/{ticket_id}/close", headers=as_ana, json={})
         assert closed.status_code == 200, closed.text
         assert closed.json()["status"] == "closed"
         await eventually(lambda: _phone_got(stack, "Até logo!"), what="the farewell")
         await eventually(lambda: _phone_got(stack, "nota de 1 a 5"), what="the satisfaction survey")
+        assert not await _phone_got(stack, "não é suporte")  # the note, sent before these, never reached the customer
 
         await stack.sim.send(PHONE, stack.number, "5, muito bom!")
         await eventually(lambda: _phone_got(stack, "Obrigado pela sua avaliação"), what="thanks for the rating")
@@ -157,10 +151,6 @@ async def test_menu_queue_assignment_reply_transfer_close_and_rating(
         assert board["first_response"]["count"] == 1 and board["waiting"]["count"] == 1
         by_agent = {row["id"]: row for row in board["by_agent"]}
         assert by_agent[ana]["closed"] == 1 and by_agent[ana]["csat_average"] == 5.0
-
-
-async def _state(stack: Stack, state: str) -> bool:
-    return await stack.state() == state
 
 
 async def _online(stack: Stack, n: int) -> bool:

@@ -4,16 +4,20 @@ scripts' pure logic run in Node, and that same logic fed with what the real API 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
+import functools
 import json
 import os
 import random
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,12 +42,15 @@ from tenants.passwords import hash_password
 from tenants.provisioning import TenantInfo
 from tests.conftest import app_client, live_server
 from tests.integration.test_media_flow import PNG
-from ui.pages import STATIC_DIR, TEMPLATES_DIR, content_security_policy, template_config, ui_route_handlers
+from ui.pages import STATIC_DIR, content_security_policy, template_config, ui_route_handlers
 
 MakeTenant = Callable[..., Awaitable[TenantInfo]]
 UI_PAGES = frozenset({"/", "/login", "/inbox", "/dashboard"})
 PASSWORD = "correct horse"
 NODE_TIMEOUT_S = 30
+# The shared module and the page modules, as Node names them in ``_node`` (the pages import ./common.js).
+SCRIPT_MODULES = ("common", "inbox", "login", "dashboard")
+IMPORT_RE = re.compile(r"""^import\s[^;]*?\sfrom\s+"(\./[\w.-]+\.js)";""", re.MULTILINE)
 
 
 def _ui_app() -> Litestar:
@@ -114,24 +121,39 @@ def _csp(header: str) -> dict[str, list[str]]:
     return {words[0]: words[1:] for words in directives}
 
 
+@functools.cache
+def _script_dir() -> Path:
+    """The scripts as Node loads them: a copy of ``ui/static/*.js`` in a folder whose package.json says
+    ``"type": "module"``. They are ES modules (the pages import ``./common.js``), and a Node older than 20.19
+    reads a ``.js`` file outside such a folder as CommonJS."""
+    folder = Path(tempfile.mkdtemp(prefix="atende-ui-scripts-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for path in STATIC_DIR.glob("*.js"):
+        shutil.copyfile(path, folder / path.name)
+    (folder / "package.json").write_text('{"type": "module"}\n')
+    return folder
+
+
 async def _node(body: str, payload: object = None, *, tz: str | None = None) -> Any:
-    """Run ``body`` in Node with ``inbox``, ``login`` and ``dashboard`` (the page scripts' exports) and ``input``
-    (``payload``) in scope, in the time zone ``tz`` if given; returns what the script assigns to ``result``, and
-    fails with Node's error output."""
+    """Run ``body`` in Node, as an ES module, with ``common``, ``inbox``, ``login`` and ``dashboard`` (the shared
+    module's and the page scripts' exports), ``assert`` and ``input`` (``payload``) in scope, in the time zone
+    ``tz`` if given; returns what the script assigns to ``result``, and fails with Node's error output."""
     node = shutil.which("node")
     assert node is not None, "Node.js (the `node` command) is required to check the UI scripts; install Node 20+"
+    imports = "".join(
+        f"import * as {name} from {json.dumps((_script_dir() / f'{name}.js').as_uri())};\n" for name in SCRIPT_MODULES
+    )
     script = (
-        "const assert = require('node:assert/strict');\n"
-        f"const inbox = require({json.dumps(str(STATIC_DIR / 'inbox.js'))});\n"
-        f"const login = require({json.dumps(str(STATIC_DIR / 'login.js'))});\n"
-        f"const dashboard = require({json.dumps(str(STATIC_DIR / 'dashboard.js'))});\n"
-        "const input = JSON.parse(require('node:fs').readFileSync(0, 'utf8'));\n"
+        'import assert from "node:assert/strict";\n'
+        'import { readFileSync } from "node:fs";\n'
+        f"{imports}"
+        "const input = JSON.parse(readFileSync(0, 'utf8'));\n"
         "let result = null;\n"
         f"{body}\n"
         "process.stdout.write(JSON.stringify(result));\n"
     )
     process = await asyncio.create_subprocess_exec(
-        node, "-e", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        node, "--input-type=module", "-e", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "TZ": tz} if tz else None,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(json.dumps(payload).encode()), NODE_TIMEOUT_S)
@@ -177,6 +199,11 @@ async def test_pages_render_their_shell_and_scripts(path: str, root: str, script
         assert page.blocked == []  # the CSP would block these: everything is in /static
         for asset in [*page.scripts, *page.stylesheets]:
             assert (await client.get(asset)).status_code == 200
+        # The page script imports the shared module, which the browser loads from /static beside it ('self').
+        imports = IMPORT_RE.findall((await client.get(script)).text)
+        assert imports == ["./common.js"]
+        assert IMPORT_RE.findall((STATIC_DIR / "common.js").read_text()) == []
+        assert (await client.get("/static/common.js")).status_code == 200
 
 
 async def test_root_redirects_to_the_inbox() -> None:
@@ -191,6 +218,7 @@ async def test_root_redirects_to_the_inbox() -> None:
         ("inbox.js", ("text/javascript", "application/javascript")),
         ("login.js", ("text/javascript", "application/javascript")),
         ("dashboard.js", ("text/javascript", "application/javascript")),
+        ("common.js", ("text/javascript", "application/javascript")),
         ("app.css", ("text/css",)),
     ],
 )
@@ -252,8 +280,8 @@ def test_templates_autoescape() -> None:
 async def test_scripts_parse_in_node() -> None:
     node = shutil.which("node")
     assert node is not None, "Node.js (the `node` command) is required to check the UI scripts; install Node 20+"
-    scripts = sorted(STATIC_DIR.glob("*.js"))
-    assert {p.name for p in scripts} >= {"inbox.js", "login.js", "dashboard.js"}
+    scripts = sorted(_script_dir().glob("*.js"))
+    assert {p.name for p in scripts} >= {f"{name}.js" for name in SCRIPT_MODULES}
     for path in scripts:
         process = await asyncio.create_subprocess_exec(node, "--check", str(path), stderr=asyncio.subprocess.PIPE)
         _, stderr = await asyncio.wait_for(process.communicate(), NODE_TIMEOUT_S)
@@ -267,11 +295,12 @@ def test_scripts_never_build_html_from_strings() -> None:
         assert not forbidden.findall(path.read_text()), path.name
 
 
-@pytest.mark.parametrize(("template", "module"),
-                         [("login.html", "login"), ("inbox.html", "inbox"), ("dashboard.html", "dashboard")])  # fmt: skip
-async def test_every_page_string_is_in_the_script_strings(template: str, module: str) -> None:
-    keys = _parse((TEMPLATES_DIR / template).read_text()).i18n
+@pytest.mark.parametrize(("path", "module"), [("/login", "login"), ("/inbox", "inbox"), ("/dashboard", "dashboard")])
+async def test_every_page_string_is_in_the_script_strings(path: str, module: str) -> None:
+    async with app_client(_ui_app()) as client:  # the page as rendered: base.html's top bar and the macros' output
+        keys = _parse((await client.get(path)).text).i18n
     assert keys
+    assert not any("{" in key for key in keys)
     known = await _node(f"result = Object.keys({module}.STRINGS);")
     assert keys <= set(known)
 
@@ -414,6 +443,89 @@ async def test_script_helpers() -> None:
         assert.equal(login.loginErrorMessage({ code: "invalid_credentials" }, 401),
           login.STRINGS.errors.invalid_credentials);
         assert.equal(login.loginErrorMessage(null, 502), login.STRINGS.unexpected);
+        """
+    )
+
+
+async def test_shared_session_and_api_helpers() -> None:
+    """common.js, which the three pages import: the session guard, the one API helper (token, JSON, problem codes,
+    401s ending the session) and the page strings, against a stand-in for the browser's storage, location and fetch."""
+    await _node(
+        """
+        const { api, ApiError, applyStrings, sessionToken, TOKEN_KEY, EXPIRES_KEY } = common;
+        assert.equal(inbox.format, common.format);  // one copy, re-exported
+        const store = new Map();
+        const storage = { getItem: (k) => (store.has(k) ? store.get(k) : null), setItem: (k, v) => store.set(k, String(v)),
+          removeItem: (k) => store.delete(k) };
+        Object.defineProperty(globalThis, "sessionStorage", { value: storage, configurable: true, writable: true });
+        const visits = [];
+        Object.defineProperty(globalThis, "location", { value: { replace: (url) => visits.push(url) },
+          configurable: true, writable: true });
+        const calls = [];
+        let answer = null;
+        globalThis.fetch = async (path, init) => {
+          calls.push([path, init]);
+          if (answer instanceof Error) throw answer;
+          return answer;
+        };
+        const failsWith = (status, code, message) => (error) => {
+          assert.ok(error instanceof ApiError);
+          assert.deepEqual([error.status, error.code, error.message], [status, code, message]);
+          return true;
+        };
+
+        // No token, or an expired one: the session ends (to /login) before any request.
+        await assert.rejects(api("/api/v1/x"), failsWith(401, "no_token", "not signed in"));
+        assert.deepEqual([visits, calls.length], [["/login"], 0]);
+        store.set(TOKEN_KEY, "tok");
+        store.set(EXPIRES_KEY, String(Date.now() - 1000));
+        assert.equal(sessionToken(), null);
+        assert.deepEqual([store.size, visits.length], [0, 2]);
+        store.set(TOKEN_KEY, "tok");
+        assert.equal(sessionToken(), "tok");  // no expiry known: the API decides
+        store.set(EXPIRES_KEY, String(Date.now() + 60000));
+        assert.equal(sessionToken(), "tok");
+
+        // JSON in and out with the token; a GET sends no body; 204 is null; a form goes as is.
+        answer = new Response(JSON.stringify({ id: 1 }), { status: 201 });
+        assert.deepEqual(await api("/api/v1/x", { method: "POST", body: { a: 1 } }), { id: 1 });
+        assert.deepEqual(calls.at(-1), ["/api/v1/x", { method: "POST", body: '{"a":1}', headers: {
+          Authorization: "Bearer tok", Accept: "application/json", "Content-Type": "application/json" } }]);
+        answer = new Response(JSON.stringify([]), { status: 200 });
+        assert.deepEqual(await api("/api/v1/y"), []);
+        assert.deepEqual(calls.at(-1), ["/api/v1/y", { method: "GET", body: undefined,
+          headers: { Authorization: "Bearer tok", Accept: "application/json" } }]);
+        answer = new Response(null, { status: 204 });
+        const form = new FormData();
+        assert.equal(await api("/api/v1/z", { method: "POST", form }), null);
+        assert.equal(calls.at(-1)[1].body, form);
+        assert.equal("Content-Type" in calls.at(-1)[1].headers, false);  // the multipart boundary is fetch's
+
+        // Errors: the problem's code and detail, else http_<status> and the title or the status.
+        answer = new Response(JSON.stringify({ code: "ticket_closed", detail: "closed" }), { status: 409 });
+        await assert.rejects(api("/api/v1/x"), failsWith(409, "ticket_closed", "closed"));
+        answer = new Response(JSON.stringify({ title: "Forbidden" }), { status: 403 });
+        await assert.rejects(api("/api/v1/x"), failsWith(403, "http_403", "Forbidden"));
+        answer = new Response("oops", { status: 502 });
+        await assert.rejects(api("/api/v1/x"), failsWith(502, "http_502", "HTTP 502"));
+        answer = new TypeError("Failed to fetch");
+        await assert.rejects(api("/api/v1/x"), failsWith(0, "network_error", "could not reach the server"));
+        assert.equal(inbox.errorText("network_error", "ignored"), inbox.STRINGS.errors.network_error);
+        assert.equal(store.get(TOKEN_KEY), "tok");
+        answer = new Response(JSON.stringify({ code: "unauthorized" }), { status: 401 });
+        await assert.rejects(api("/api/v1/x"), failsWith(401, "unauthorized", "session ended"));
+        assert.deepEqual([store.size, visits.at(-1)], [0, "/login"]);
+
+        // The page strings: text, placeholder and aria-label; anything but a string leaves the template's words.
+        const node = (dataset) => ({ dataset, textContent: "t", placeholder: "p", attributes: {},
+          setAttribute(name, value) { this.attributes[name] = value; } });
+        const [text, unknown, nested, field, region] = [node({ i18n: "a" }), node({ i18n: "zz" }),
+          node({ i18n: "group" }), node({ i18nPlaceholder: "a" }), node({ i18nLabel: "b" })];
+        const selected = { "[data-i18n]": [text, unknown, nested], "[data-i18n-placeholder]": [field],
+          "[data-i18n-label]": [region] };
+        applyStrings({ a: "A", b: "B", group: { x: "X" } }, { querySelectorAll: (selector) => selected[selector] });
+        assert.deepEqual([text.textContent, unknown.textContent, nested.textContent, field.placeholder,
+          field.textContent, region.attributes], ["A", "t", "t", "A", "t", { "aria-label": "B" }]);
         """
     )
 

@@ -12,8 +12,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import msgspec
@@ -30,9 +29,9 @@ from tenants import db
 from tenants.context import tenant_context
 from tenants.provisioning import TenantInfo
 from tenants.secrets import is_sealed
-from tests.conftest import app_client
+from tests.conftest import app_client, login
+from tests.integration.conftest import MakeTenant, drain, tenant_rows, tenant_value
 
-MakeTenant = Callable[..., Awaitable[TenantInfo]]
 SECRET = "meta-app-secret-0123456789"
 
 
@@ -66,28 +65,12 @@ async def _setup(settings: Settings, make_tenant: MakeTenant, provider: str) -> 
     return tenant, connection.id, connection.connection_key, own
 
 
-async def _admin(client: httpx.AsyncClient, tenant: TenantInfo) -> dict[str, str]:
-    login = await client.post("/api/v1/auth/login", json={"tenant": tenant.slug, "password": "correct horse",
-                                                           "email": f"admin@{tenant.slug}.example"})  # fmt: skip
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 async def _route(settings: Settings, redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
     try:
-        worker = RouterWorker(redis, StreamKeys(settings.redis_prefix, settings.stream_shards))
-        for shard in range(settings.stream_shards):
-            consumer = worker.consumer(shard)
-            await consumer.ensure_group()
-            while entries := await consumer.read(500, block_ms=None):
-                await worker.process(consumer, entries)
+        await drain(RouterWorker(redis, StreamKeys(settings.redis_prefix, settings.stream_shards)))
     finally:
         await redis.aclose()
-
-
-async def _count(tenant: TenantInfo, sql: str) -> Any:
-    async with tenant_context(tenant.slug) as session:
-        return await session.conn.fetchval(sql)
 
 
 async def test_cloud_api_deliveries_signed_sealed_and_routed(
@@ -96,7 +79,7 @@ async def test_cloud_api_deliveries_signed_sealed_and_routed(
     tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
     path = f"/hooks/cloud/{key}"
     async with app_client(create_app(own)) as client:
-        admin = await _admin(client, tenant)
+        admin = await login(client, tenant.slug)
         body = _cloud("wamid.1", "Oi, vim pelo webhook")
         unconfigured = await client.post(path, content=body, headers=_signed(body))
         assert (unconfigured.status_code, unconfigured.json()["code"]) == (401, "invalid_signature")  # fail closed
@@ -128,45 +111,47 @@ async def test_cloud_api_deliveries_signed_sealed_and_routed(
         for wrong in (f"/hooks/waha/{key}", f"/hooks/cloud/{'x' * 32}", "/hooks/telegram/" + key):
             assert (await client.post(wrong, content=body, headers=_signed(body))).status_code == 404
         await _route(own, redis_url)
-        assert await _count(tenant, "SELECT count(*) FROM messages") == 0  # nothing unproven was kept
+        assert await tenant_value(tenant.slug, "SELECT count(*) FROM messages") == 0  # nothing unproven was kept
 
         for _ in range(2):  # Meta retries deliveries: the second is the same message
             accepted = await client.post(path, content=body, headers=_signed(body))
-            assert (accepted.status_code, accepted.json()) == (200, {"accepted": 1})
+            assert (accepted.status_code, accepted.json()) == (200, {"accepted": 1, "skipped": 0})
         junk = b'{"object": "whatsapp_business_account", "entry": "nope"}'
-        assert (await client.post(path, content=junk, headers=_signed(junk))).json() == {"accepted": 0}
+        assert (await client.post(path, content=junk, headers=_signed(junk))).json() == {"accepted": 0, "skipped": 0}
         not_json = b"<html>"
         assert (await client.post(path, content=not_json, headers=_signed(not_json))).status_code == 400
     await _route(own, redis_url)
-    assert await _count(tenant, "SELECT count(*) FROM messages") == 1
-    assert await _count(tenant, "SELECT push_name FROM contacts") == "Maria"
-    assert await _count(tenant, "SELECT count(*) FROM tickets") == 1
+    assert await tenant_value(tenant.slug, "SELECT count(*) FROM messages") == 1
+    assert await tenant_value(tenant.slug, "SELECT push_name FROM contacts") == "Maria"
+    assert await tenant_value(tenant.slug, "SELECT count(*) FROM tickets") == 1
 
 
 async def test_waha_and_evolution_deliveries(settings: Settings, make_tenant: MakeTenant, redis_url: str) -> None:
     for provider in ("waha", "evolution"):
         tenant, connection_id, key, own = await _setup(settings, make_tenant, provider)
         async with app_client(create_app(own)) as client:
-            admin = await _admin(client, tenant)
+            admin = await login(client, tenant.slug)
             await client.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
             if provider == "waha":
+                text = "olá do WAHA"
                 body = json.dumps({"event": "message", "session": "default", "payload": {
                     "id": "false_5511977776666@c.us_1", "timestamp": 1700000000, "from": "5511977776666@c.us",
-                    "fromMe": False, "body": "olá do WAHA"}}).encode()  # fmt: skip
+                    "fromMe": False, "body": text}}).encode()  # fmt: skip
                 good = {"x-webhook-hmac": hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest(),
                         "x-webhook-hmac-algorithm": "sha512"}  # fmt: skip
                 bad = {"x-webhook-hmac": "00" * 64}
             else:
+                text = "olá da Evolution"
                 body = json.dumps({"event": "messages.upsert", "instance": "loja", "data": {
                     "key": {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": "EVO1"},
-                    "pushName": "Rui", "message": {"conversation": "olá da Evolution"},
+                    "pushName": "Rui", "message": {"conversation": text},
                     "messageTimestamp": 1700000000}}).encode()  # fmt: skip
                 good, bad = {"apikey": SECRET}, {"apikey": "wrong-key-123"}
             assert (await client.post(f"/hooks/{provider}/{key}", content=body, headers=bad)).status_code == 401
             accepted = await client.post(f"/hooks/{provider}/{key}", content=body, headers=good)
-            assert (accepted.status_code, accepted.json()) == (200, {"accepted": 1}), provider
+            assert (accepted.status_code, accepted.json()) == (200, {"accepted": 1, "skipped": 0}), provider
         await _route(own, redis_url)
-        assert await _count(tenant, "SELECT body FROM messages") in ("olá do WAHA", "olá da Evolution")
+        assert [r["body"] for r in await tenant_rows(tenant.slug, "SELECT body FROM messages")] == [text], provider
 
 
 @pytest.mark.parametrize("workers", [2])
@@ -177,7 +162,7 @@ async def test_delivery_rate_is_limited_per_connection_across_workers(
     own = msgspec.structs.replace(own, webhook_rate_per_min=10)
     _, _, other_key, _ = await _setup(settings, make_tenant, "cloud")
     async with app_client(create_app(own)) as first, app_client(create_app(own)) as second:
-        admin = await _admin(first, tenant)
+        admin = await login(first, tenant.slug)
         await first.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
         bodies = [_cloud(f"wamid.{i}", f"m{i}") for i in range(30)]
         clients = [first, second]
@@ -208,7 +193,7 @@ async def test_forgeries_have_their_own_budget_and_cannot_use_up_the_delivery_ra
     own = msgspec.structs.replace(own, webhook_rate_per_min=10)
     path = f"/hooks/cloud/{key}"
     async with app_client(create_app(own)) as client:
-        admin = await _admin(client, tenant)
+        admin = await login(client, tenant.slug)
         await client.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
         budget = hooks.FAILED_PROOFS.max_events
         forged = await _statuses(client, path, [_cloud(f"wamid.f{i}", "x") for i in range(budget + 10)], "guess")
@@ -222,7 +207,7 @@ async def test_a_known_connection_is_served_without_the_database(settings: Setti
     tenant, connection_id, key, own = await _setup(settings, make_tenant, "cloud")
     path = f"/hooks/cloud/{key}"
     async with app_client(create_app(own)) as client:
-        admin = await _admin(client, tenant)
+        admin = await login(client, tenant.slug)
         await client.patch(f"/api/v1/connections/{connection_id}", headers=admin, json={"webhook_secret": SECRET})
         assert await _statuses(client, path, [_cloud("wamid.warm", "oi")], SECRET) == [200]
         budget = hooks.FAILED_PROOFS.max_events
@@ -244,7 +229,7 @@ async def test_a_changed_secret_is_picked_up_within_the_cache_ttl(
     path = f"/hooks/cloud/{key}"
     first, second, third = SECRET, "rotated-secret-1", "rotated-secret-2"
     async with app_client(create_app(own)) as client:
-        admin = await _admin(client, tenant)
+        admin = await login(client, tenant.slug)
 
         async def rotate(secret: str) -> None:
             saved = await client.patch(f"/api/v1/connections/{connection_id}", headers=admin,

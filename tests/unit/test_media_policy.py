@@ -646,3 +646,13 @@ def test_store_from_settings_names_what_is_missing() -> None:
 def test_s3_store_validates_its_configuration(endpoint: str, bucket: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         S3Store(endpoint=endpoint, bucket=bucket, access_key="k", secret_key="s")
+
+
+def test_file_names_are_cleaned_for_storage_and_headers() -> None:
+    from saas.tickets.media import clean_filename
+
+    assert clean_filename("orçamento final.pdf") == "orçamento final.pdf"
+    assert clean_filename("a\r\nSet-Cookie: x.pdf") == "aSet-Cookie: x.pdf"  # no header injection, no 500
+    assert clean_filename("../../etc/passwd") == ".._.._etc_passwd"
+    assert clean_filename("\x00\x07") is None and clean_filename(None) is None and clean_filename(42) is None
+    assert len(clean_filename("x" * 500) or "") == 200

@@ -3,7 +3,7 @@
 // Same shell as the inbox: the Bearer token from sessionStorage, no data in the HTML. The pure half (the period,
 // the query, the formatting of durations and rows) is exported for the Node tests in tests/integration/test_ui.py.
 // All text goes through textContent; this file never assigns HTML.
-"use strict";
+import { api, applyStrings, el, format, fullFormat, goToLogin, option, sessionToken } from "./common.js";
 
 // Every string this page shows, in one place (to be translated later).
 const STRINGS = {
@@ -91,19 +91,11 @@ const STRINGS = {
   unknown_error: "unexpected error",
 };
 
-// Shared with login.js and inbox.js.
-const TOKEN_KEY = "atende.access_token";
-const EXPIRES_KEY = "atende.token_expires_at";
 const DAY_MS = 24 * 3600 * 1000;
 const MAX_PERIOD_DAYS = 366; // saas/dashboard/service.py
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pure logic
-
-/** Replace {name} placeholders in a string from STRINGS. */
-function format(template, values) {
-  return template.replace(/\{(\w+)\}/g, (whole, key) => (key in values ? String(values[key]) : whole));
-}
 
 function localMidnight(date) {
   const day = new Date(date.getTime());
@@ -197,75 +189,14 @@ function dashboardError(status, reason) {
 // ---------------------------------------------------------------------------------------------------------------
 // DOM
 
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
-function goToLogin() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem(EXPIRES_KEY);
-  location.replace("/login");
-}
-
-/** GET the API with the session's token; a 401 ends the session (as in inbox.js). */
-async function getJson(path) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) {
-    goToLogin();
-    throw new ApiError(401, "not signed in");
-  }
-  let response;
-  try {
-    response = await fetch(path, { headers: { Authorization: `Bearer ${token}`, Accept: "application/json" } });
-  } catch {
-    throw new ApiError(0, STRINGS.network_error);
-  }
-  if (response.status === 401) {
-    goToLogin();
-    throw new ApiError(401, "session ended");
-  }
-  const payload = await response.json().catch(() => null);
-  if (!response.ok) {
-    throw new ApiError(response.status, (payload && (payload.detail || payload.title)) || `HTTP ${response.status}`);
-  }
-  return payload;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function option(value, text) {
-  const node = el("option", null, text);
-  node.value = String(value);
-  return node;
-}
-
 function dateInputValue(date) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
 function main() {
-  const expiresAt = Number(sessionStorage.getItem(EXPIRES_KEY) || 0);
-  if (!sessionStorage.getItem(TOKEN_KEY) || (expiresAt && expiresAt < Date.now())) {
-    goToLogin();
-    return;
-  }
-  for (const node of document.querySelectorAll("[data-i18n]")) {
-    const value = STRINGS[node.dataset.i18n];
-    if (typeof value === "string") node.textContent = value;
-  }
-  for (const node of document.querySelectorAll("[data-i18n-label]")) {
-    const value = STRINGS[node.dataset.i18nLabel];
-    if (typeof value === "string") node.setAttribute("aria-label", value);
-  }
+  if (!sessionToken()) return;
+  applyStrings(STRINGS);
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -294,7 +225,6 @@ function main() {
     byConnection: $("by-connection"),
     logout: $("logout"),
   };
-  const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   let generation = 0;
 
   function showError(message) {
@@ -385,13 +315,13 @@ function main() {
     try {
       const query = dashboardQuery(period, { queueId: ui.queue.value, userId: ui.user.value,
         connectionId: ui.connection.value });
-      const board = await getJson(`/api/v1/dashboard?${query}`);
+      const board = await api(`/api/v1/dashboard?${query}`);
       if (mine === generation) render(board);
     } catch (error) {
       if (mine !== generation) return;
       ui.status.textContent = "";
       ui.report.hidden = true;
-      showError(dashboardError(error.status, error.message));
+      showError(dashboardError(error.status, error.code === "network_error" ? STRINGS.network_error : error.message));
     } finally {
       ui.submit.disabled = false;
     }
@@ -401,7 +331,7 @@ function main() {
    * list would hold only their queues), and every user, former ones included, from the users list. */
   async function loadFilters() {
     const fill = (select, first, items, label) => select.replaceChildren(first, ...items.map((i) => option(i.id, label(i))));
-    const [directory, users] = await Promise.allSettled([getJson("/api/v1/directory"), getJson("/api/v1/users?limit=200")]);
+    const [directory, users] = await Promise.allSettled([api("/api/v1/directory"), api("/api/v1/users?limit=200")]);
     if (directory.status === "fulfilled") {
       fill(ui.queue, ui.queue.options[0], directory.value.queues, (q) => q.name);
       fill(ui.connection, ui.connection.options[0], directory.value.connections, (c) => c.name);
@@ -431,16 +361,7 @@ function main() {
   loadFilters();
 }
 
-if (typeof document !== "undefined") {
-  main();
-} else if (typeof module !== "undefined") {
-  module.exports = {
-    STRINGS,
-    breakdownCells,
-    breakdownLabel,
-    dashboardError,
-    dashboardPeriod,
-    dashboardQuery,
-    formatDuration,
-  };
-}
+if (typeof document !== "undefined") main();
+
+// The pure half, for the Node tests in tests/integration/test_ui.py (a browser ignores a page module's exports).
+export { STRINGS, breakdownCells, breakdownLabel, dashboardError, dashboardPeriod, dashboardQuery, formatDuration };

@@ -4,7 +4,8 @@
 // The page is a shell: everything comes from /api/v1 with the Bearer token kept in sessionStorage. Two halves:
 // pure state logic (no DOM, exported for the Node tests in tests/integration/test_ui.py) and the DOM around it.
 // All user text goes through textContent; this file never assigns HTML.
-"use strict";
+import { api, ApiError, applyStrings, authorizedFetch, el, format, fullFormat, goToLogin, option, sessionToken }
+  from "./common.js";
 
 // Every string this page shows, in one place (to be translated later).
 const STRINGS = {
@@ -197,7 +198,6 @@ const STRINGS = {
   load_failed: "Could not load: {reason}",
   caption_too_long: "A caption has at most 1024 characters.",
   file_too_large: "The file is larger than 100 MB.",
-  network_error: "could not reach the server",
   unknown_error: "unexpected error",
   media_uploading: "Sending {name}…",
   media_pending: "{kind} on its way from WhatsApp…",
@@ -256,9 +256,6 @@ const STRINGS = {
   },
 };
 
-// Shared with login.js and dashboard.js.
-const TOKEN_KEY = "atende.access_token";
-const EXPIRES_KEY = "atende.token_expires_at";
 const PRESENCE_KEY = "atende.presence"; // the online/away choice, for this browser tab's session
 
 const TABS = ["pending", "open", "closed"];
@@ -294,11 +291,6 @@ const COLOR_RE = /^#[0-9a-fA-F]{6}$/;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pure logic
-
-/** Replace {name} placeholders in a string from STRINGS. */
-function format(template, values) {
-  return template.replace(/\{(\w+)\}/g, (whole, key) => (key in values ? String(values[key]) : whole));
-}
 
 function statusRank(status) {
   return Object.hasOwn(STATUS_RANK, status) ? STATUS_RANK[status] : -1;
@@ -1046,70 +1038,9 @@ function applyEvent(state, event, now = Date.now()) {
 // ---------------------------------------------------------------------------------------------------------------
 // DOM
 
-class ApiError extends Error {
-  constructor(status, code, detail) {
-    super(detail);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-function goToLogin() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem(EXPIRES_KEY);
-  location.replace("/login");
-}
-
-/** Fetch with the session's token; a 401 ends the session. Network failures become ApiError. */
-async function authorizedFetch(path, { method = "GET", headers = {}, body } = {}) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) {
-    goToLogin();
-    throw new ApiError(401, "no_token", "not signed in");
-  }
-  let response;
-  try {
-    response = await fetch(path, { method, headers: { Authorization: `Bearer ${token}`, ...headers }, body });
-  } catch {
-    throw new ApiError(0, "network_error", STRINGS.network_error);
-  }
-  if (response.status === 401) {
-    goToLogin();
-    throw new ApiError(401, "unauthorized", "session ended");
-  }
-  return response;
-}
-
-/** Call the API: JSON in (``body``) or a multipart form (``form``), JSON out. Errors become ApiError with the
- * problem's code. */
-async function api(path, { method = "GET", body, form } = {}) {
-  const headers = { Accept: "application/json" };
-  let payloadIn;
-  if (form !== undefined) {
-    payloadIn = form; // the browser sets the multipart boundary
-  } else if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    payloadIn = JSON.stringify(body);
-  }
-  const response = await authorizedFetch(path, { method, headers, body: payloadIn });
-  const payload = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) {
-    const detail = (payload && (payload.detail || payload.title)) || `HTTP ${response.status}`;
-    throw new ApiError(response.status, (payload && payload.code) || `http_${response.status}`, detail);
-  }
-  return payload;
-}
-
 function reasonOf(error) {
   if (!(error instanceof ApiError)) return STRINGS.unknown_error;
   return errorText(error.code, error.message);
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
 }
 
 function sameDay(a, b) {
@@ -1118,7 +1049,6 @@ function sameDay(a, b) {
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { day: "2-digit", month: "2-digit" });
-const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 function shortTime(iso) {
   if (!iso) return "";
@@ -1198,6 +1128,11 @@ class MediaCache {
         if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, STRINGS.media_unavailable);
         const blob = await response.blob();
         if (entry.dropped) return null; // the message left the screen while it downloaded
+        // A blob: URL is of our origin and carries none of the server's headers (its sandboxing CSP included),
+        // so what matters is the blob's type, which is the response's: the server serves a file under its own
+        // type only when it is inline media (JPEG/PNG/WebP, audio, video) and everything else, HTML and SVG
+        // included, as application/octet-stream, which a browser only downloads. INLINE_IMAGES (the only ones
+        // shown with <img> and opened in a tab) leaves SVG out too. So no blob here ever renders as a page of ours.
         entry.objectUrl = URL.createObjectURL(blob);
         return entry.objectUrl;
       });
@@ -1219,24 +1154,9 @@ class MediaCache {
 }
 
 function main() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const expiresAt = Number(sessionStorage.getItem(EXPIRES_KEY) || 0);
-  if (!token || (expiresAt && expiresAt < Date.now())) {
-    goToLogin();
-    return;
-  }
-  for (const node of document.querySelectorAll("[data-i18n]")) {
-    const value = STRINGS[node.dataset.i18n];
-    if (typeof value === "string") node.textContent = value;
-  }
-  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
-    const value = STRINGS[node.dataset.i18nPlaceholder];
-    if (typeof value === "string") node.placeholder = value;
-  }
-  for (const node of document.querySelectorAll("[data-i18n-label]")) {
-    const value = STRINGS[node.dataset.i18nLabel];
-    if (typeof value === "string") node.setAttribute("aria-label", value);
-  }
+  const token = sessionToken();
+  if (!token) return;
+  applyStrings(STRINGS);
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -1382,12 +1302,6 @@ function main() {
   }
 
   // --- the team directory (queues, people, numbers, close defaults) and tags ---
-
-  function option(value, text) {
-    const node = el("option", null, text);
-    node.value = String(value);
-    return node;
-  }
 
   /** GET /api/v1/directory into the state (on start, on a resync, and when an event names someone new); every
    * name on the page follows. Rejects with the API's error; a load in flight is shared. */
@@ -2855,58 +2769,57 @@ function main() {
   if (fromHash) selectTicket(Number(fromHash[1]));
 }
 
-if (typeof document !== "undefined") {
-  main();
-} else if (typeof module !== "undefined") {
-  module.exports = {
-    STRINGS,
-    activityText,
-    addMessage,
-    addOptimistic,
-    applyDirectory,
-    applyEvent,
-    applyQuickReply,
-    backoffDelay,
-    closeBody,
-    closeDialogState,
-    compareTickets,
-    connectionOption,
-    contactLabel,
-    createState,
-    customFieldsFrom,
-    errorText,
-    eventsUrl,
-    failOptimistic,
-    filterQueues,
-    format,
-    formatBytes,
-    isLead,
-    isoMicros,
-    kindForMime,
-    matchQuickReplies,
-    mediaView,
-    mergeMessage,
-    openTicket,
-    orderedMessages,
-    orderedTickets,
-    personName,
-    personOption,
-    presenceFrame,
-    priorityBadge,
-    quickReplyQuery,
-    resolveOptimistic,
-    shortDuration,
-    snoozeUntil,
-    tagColor,
-    ticketActions,
-    ticketListParams,
-    ticketMatches,
-    tickFor,
-    tokenClaims,
-    transferBody,
-    transferChoices,
-    upsertTicket,
-    uuid4,
-    waitingLabel,
-  };
-}
+if (typeof document !== "undefined") main();
+
+// The pure half, for the Node tests in tests/integration/test_ui.py (a browser ignores a page module's exports).
+export {
+  STRINGS,
+  activityText,
+  addMessage,
+  addOptimistic,
+  applyDirectory,
+  applyEvent,
+  applyQuickReply,
+  backoffDelay,
+  closeBody,
+  closeDialogState,
+  compareTickets,
+  connectionOption,
+  contactLabel,
+  createState,
+  customFieldsFrom,
+  errorText,
+  eventsUrl,
+  failOptimistic,
+  filterQueues,
+  format,
+  formatBytes,
+  isLead,
+  isoMicros,
+  kindForMime,
+  matchQuickReplies,
+  mediaView,
+  mergeMessage,
+  openTicket,
+  orderedMessages,
+  orderedTickets,
+  personName,
+  personOption,
+  presenceFrame,
+  priorityBadge,
+  quickReplyQuery,
+  resolveOptimistic,
+  shortDuration,
+  snoozeUntil,
+  tagColor,
+  ticketActions,
+  ticketListParams,
+  ticketMatches,
+  tickFor,
+  tokenClaims,
+  transferBody,
+  transferChoices,
+  upsertTicket,
+  uuid4,
+  waitingLabel,
+};

@@ -1,5 +1,5 @@
 // Atende login: POST /api/v1/auth/login, keep the access token in sessionStorage, go to the inbox.
-"use strict";
+import { applyStrings, EXPIRES_KEY, TOKEN_KEY } from "./common.js";
 
 // Every string this page shows, in one place (to be translated later).
 const STRINGS = {
@@ -22,9 +22,6 @@ const STRINGS = {
   },
 };
 
-// The keys the inbox reads (inbox.js uses the same names).
-const TOKEN_KEY = "atende.access_token";
-const EXPIRES_KEY = "atende.token_expires_at";
 const TENANT_KEY = "atende.tenant"; // not a secret: remembered to prefill the next sign-in
 
 /** The message to show for a failed login response body (problem+json) and HTTP status. */
@@ -36,15 +33,8 @@ function loginErrorMessage(problem, status) {
   return STRINGS.unexpected;
 }
 
-function applyStrings(root) {
-  for (const el of root.querySelectorAll("[data-i18n]")) {
-    const value = STRINGS[el.dataset.i18n];
-    if (typeof value === "string") el.textContent = value;
-  }
-}
-
 function main() {
-  applyStrings(document);
+  applyStrings(STRINGS);
   const form = document.getElementById("login-form");
   const tenant = document.getElementById("login-tenant");
   const email = document.getElementById("login-email");
@@ -100,8 +90,7 @@ function main() {
   });
 }
 
-if (typeof document !== "undefined") {
-  main();
-} else if (typeof module !== "undefined") {
-  module.exports = { STRINGS, loginErrorMessage };
-}
+if (typeof document !== "undefined") main();
+
+// For the Node tests in tests/integration/test_ui.py (a browser ignores a page module's exports).
+export { STRINGS, loginErrorMessage };
