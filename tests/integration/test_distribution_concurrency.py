@@ -20,6 +20,7 @@ from supervisor.streams import StreamKeys, append_events
 from supervisor.wire import Envelope, InboundMessage, utcnow
 from tenants.context import tenant_context
 from tenants.passwords import hash_password
+from tenants.provisioning import TenantInfo
 from tests.conftest import PASSWORD, app_client, eventually, login
 from tests.integration.conftest import MakeTenant, tenant_value
 
@@ -59,13 +60,7 @@ async def test_hundred_tickets_five_agents_no_double_assignment_capacity_kept(
         await conn.execute("INSERT INTO queue_members SELECT $1, unnest($2::bigint[])", queue, list(agents))
         await conn.execute("INSERT INTO queue_connections VALUES ($1, $2)", queue, connection.id)
 
-    envelopes = []
-    for i in range(100):
-        chat = f"5511944{i:06d}@s.whatsapp.net"
-        envelopes.append(Envelope(
-            event_id=f"e{i}", tenant_id=tenant.id, connection_id=connection.id, provider="simulator",
-            received_at=utcnow(), event=InboundMessage(provider_message_id=f"m{i}", chat_id=chat, chat_id_raw=chat,
-                                                       sender_id=chat, text=f"preciso de ajuda {i}", occurred_at=utcnow())))  # fmt: skip
+    envelopes = _conversations(tenant, connection.id, 100)
     redis = Redis.from_url(redis_url)
     stop = asyncio.Event()
     violations: list[str] = []
@@ -130,13 +125,7 @@ async def test_round_robin_keeps_its_turn_across_routers(settings: Settings, mak
         queue = await conn.fetchval("INSERT INTO queues (name, strategy) VALUES ('Geral', 'round_robin') RETURNING id")
         await conn.execute("INSERT INTO queue_members SELECT $1, unnest($2::bigint[])", queue, agents)
         await conn.execute("INSERT INTO queue_connections VALUES ($1, $2)", queue, connection.id)
-    envelopes = []
-    for i in range(50):
-        chat = f"5511945{i:06d}@s.whatsapp.net"
-        envelopes.append(Envelope(
-            event_id=f"e{i}", tenant_id=tenant.id, connection_id=connection.id, provider="simulator",
-            received_at=utcnow(), event=InboundMessage(provider_message_id=f"m{i}", chat_id=chat, chat_id_raw=chat,
-                                                       sender_id=chat, text="oi", occurred_at=utcnow())))  # fmt: skip
+    envelopes = _conversations(tenant, connection.id, 50)
     redis = Redis.from_url(redis_url)
     stop = asyncio.Event()
     routers = [RouterWorker(redis, keys, owner=f"router-{n}", batch_size=1, block_ms=50) for n in range(3)]
@@ -150,6 +139,18 @@ async def test_round_robin_keeps_its_turn_across_routers(settings: Settings, mak
         await redis.aclose()
     assert twice == 0
     assert per_agent == dict.fromkeys(agents, 10)
+
+
+def _conversations(tenant: TenantInfo, connection_id: int, count: int) -> list[Envelope]:
+    """The first message of ``count`` new customers."""
+    envelopes = []
+    for i in range(count):
+        chat = f"5511944{i:06d}@s.whatsapp.net"
+        message = InboundMessage(provider_message_id=f"m{i}", chat_id=chat, chat_id_raw=chat, sender_id=chat,
+                                 text=f"preciso de ajuda {i}", occurred_at=utcnow())  # fmt: skip
+        envelopes.append(Envelope(event_id=f"e{i}", tenant_id=tenant.id, connection_id=connection_id,
+                                  provider="simulator", received_at=utcnow(), event=message))  # fmt: skip
+    return envelopes
 
 
 async def _settled(slug: str, assigned: int) -> tuple[dict[int, int], int, int] | None:
